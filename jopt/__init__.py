@@ -1,0 +1,39 @@
+"""jopt: Keras's optimizers, with Keras's numbers, as pure functional JAX.
+
+Every optimizer is a frozen, hashable object with optax's ``init`` / ``update``::
+
+    opt = jopt.Adam(learning_rate=1e-3)
+    state = opt.init(params)
+    params, state = opt.apply_gradients(grads, state, params)   # one compiled step
+
+The public API is defined here, in one place; ``tests/test_api.py`` checks that each
+name is exported and documented.
+"""
+
+from jopt import legacy, schedules
+from jopt.apply import apply_gradients
+from jopt.base import (
+    GradientTransformation,
+    OptimizerState,
+    Transformation,
+    apply_updates,
+    chain,
+)
+from jopt.optimizers import SGD, Adam, Optimizer, RMSprop
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SGD",
+    "Adam",
+    "GradientTransformation",
+    "Optimizer",
+    "OptimizerState",
+    "RMSprop",
+    "Transformation",
+    "apply_gradients",
+    "apply_updates",
+    "chain",
+    "legacy",
+    "schedules",
+]

@@ -1,0 +1,91 @@
+"""apply_gradients: one compiled update step, cached, with optional buffer donation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+
+from jopt.base import Transformation, apply_updates
+from jopt.pytrees import check_same_tree
+
+__all__ = ["apply_gradients"]
+
+PyTree = Any
+
+
+def _step(tx: Transformation, grads: PyTree, state: PyTree, params: PyTree) -> tuple[PyTree, PyTree]:
+    updates, state = tx.update(grads, state, params)
+    return apply_updates(params, updates), state
+
+
+# The optimizer is a static argument: it is frozen and hashable, and equal optimizers
+# share one compiled program per input shapes. Donation gets its own cache entry because
+# it changes the compiled program's input/output aliasing.
+_compiled = jax.jit(_step, static_argnums=0)
+_compiled_donating = jax.jit(_step, static_argnums=0, donate_argnums=(2, 3))
+
+
+def _is_traced(tree: PyTree) -> bool:
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(tree))
+
+
+def _split_pairs(grads_and_vars: Any) -> tuple[list[Any], list[Any]]:
+    pairs = list(grads_and_vars)
+    for i, pair in enumerate(pairs):
+        if not (isinstance(pair, tuple | list) and len(pair) == 2):
+            raise TypeError(
+                "apply_gradients without params expects Keras's zip(grads, var_list) form, "
+                f"an iterable of (grad, variable) pairs; item {i} is {type(pair).__name__}"
+            )
+    return [g for g, _ in pairs], [v for _, v in pairs]
+
+
+def apply_gradients(
+    tx: Transformation,
+    grads: Any,
+    state: PyTree,
+    params: PyTree | None = None,
+    *,
+    donate: bool = False,
+) -> tuple[Any, PyTree]:
+    """Runs ``update`` then ``apply_updates`` as one compiled step; returns ``(params, state)``.
+
+    Two forms:
+
+    * functional: ``params, state = apply_gradients(opt, grads, state, params)`` for any
+      pytrees (``opt.apply_gradients(grads, state, params)`` is the same call);
+    * Keras's: ``new_vars, state = opt.apply_gradients(zip(grads, var_list), state)``
+      returns a list in ``var_list``'s order (``state`` comes from ``opt.init(var_list)``).
+
+    The step is ``jax.jit``-compiled once per optimizer and input shapes and cached, so
+    later calls do not re-trace. Called inside a user's own ``jax.jit`` it is inlined
+    into the caller's program instead.
+
+    Donation: by default the caller's arrays stay valid, as everywhere in JAX, and the
+    step writes new buffers. With ``donate=True`` params and state are donated, so the
+    update happens in place and no second copy of params + state is held (what Keras
+    does with its variables); the arrays passed in must not be used afterwards. Grads
+    are never donated. Inside an outer ``jit``, donation is the outer function's choice.
+
+    Example:
+        >>> import jax.numpy as jnp, jopt
+        >>> opt = jopt.SGD(0.5)
+        >>> params = {"w": jnp.ones(2)}
+        >>> state = opt.init(params)
+        >>> params, state = jopt.apply_gradients(opt, {"w": jnp.ones(2)}, state, params)
+        >>> params["w"], int(state.step)
+        (Array([0.5, 0.5], dtype=float32), 1)
+    """
+    if not (hasattr(tx, "init") and hasattr(tx, "update")):
+        raise TypeError(f"apply_gradients needs an optimizer with init/update, got {tx!r:.100}")
+    keras_form = params is None
+    if keras_form:
+        grads, params = _split_pairs(grads)
+    check_same_tree(params, grads, "params", "grads")
+    if _is_traced((grads, state, params)):
+        new_params, state = _step(tx, grads, state, params)
+    else:
+        step = _compiled_donating if donate else _compiled
+        new_params, state = step(tx, grads, state, params)
+    return (list(new_params) if keras_form else new_params), state

@@ -1,0 +1,110 @@
+"""Keras's Adam, with AMSGrad."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jopt.optimizers.base import (
+    LearningRate,
+    Optimizer,
+    check_decay,
+    default,
+    resolve_learning_rate,
+)
+from jopt.transforms.learning_rate import adam_step_size
+from jopt.transforms.moments import complement, ema_step
+from jopt.validation import check_bool, check_number
+
+__all__ = ["Adam"]
+
+
+class Adam(Optimizer):
+    """Adam with Keras 3's rule: bias correction folded into the step, epsilon outside the root.
+
+    Rule, with ``g`` the gradient, ``lr`` the rate at this step and ``t`` the 1-based
+    number of this update::
+
+        alpha = lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)
+        m = m + (g - m) * (1 - beta_1)                  # slot "momentum"
+        v = v + (g**2 - v) * (1 - beta_2)               # slot "velocity"
+        amsgrad: v_hat = max(v_hat, v); v = v_hat       # slot "velocity_hat"
+        w = w - m * alpha / (sqrt(v) + epsilon)
+
+    Args:
+        learning_rate: a float >= 0 or a schedule. Default 0.001.
+        beta_1: first-moment decay, in [0, 1). Default 0.9.
+        beta_2: second-moment decay, in [0, 1). Default 0.999.
+        epsilon: >= 0. Default 1e-7; ``None`` means 1e-7 (tf.keras 2's spelling).
+        amsgrad: use the running maximum of the second moment. Default ``False``.
+        lr: tf.keras 2's alias of ``learning_rate``.
+        decay: tf.keras 2's time-based decay ``lr_t / (1 + decay * t)``. Default 0.
+        name: Default ``"adam"``.
+
+    Example:
+        >>> import jax.numpy as jnp, jopt
+        >>> opt = jopt.Adam(learning_rate=0.1)
+        >>> params = {"w": jnp.array([1.0])}
+        >>> params, _ = opt.apply_gradients({"w": jnp.array([3.0])}, opt.init(params), params)
+        >>> params["w"]
+        Array([0.9], dtype=float32)
+    """
+
+    keras_name = "adam"
+
+    beta_1: float
+    beta_2: float
+    epsilon: float
+    amsgrad: bool
+
+    # tf.keras 2's kernels compute 1 - beta in the variable's dtype; Keras 3 in Python.
+    _complement_in_leaf_dtype = False
+
+    def __init__(
+        self,
+        learning_rate: LearningRate = default(0.001),
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float | None = 1e-7,
+        amsgrad: bool = False,
+        *,
+        lr: LearningRate | None = None,
+        decay: float | None = 0.0,
+        name: str = "adam",
+    ) -> None:
+        super().__init__(
+            learning_rate=resolve_learning_rate(learning_rate, lr),
+            beta_1=check_number("beta_1", beta_1, 0.0, 1.0, high_open=True),
+            beta_2=check_number("beta_2", beta_2, 0.0, 1.0, high_open=True),
+            epsilon=1e-7 if epsilon is None else check_number("epsilon", epsilon, low=0.0),
+            amsgrad=check_bool("amsgrad", amsgrad),
+            decay=check_decay(decay),
+            name=name,
+        )
+
+    def slot_names(self) -> tuple[str, ...]:
+        return ("momentum", "velocity") + (("velocity_hat",) if self.amsgrad else ())
+
+    def leaf_update(
+        self, g: jax.Array, slots: dict[str, jax.Array], lr: jax.Array, step: jax.Array
+    ) -> tuple[jax.Array, dict[str, Any]]:
+        dtype = g.dtype
+        t = (step + 1).astype(dtype)
+        alpha = adam_step_size(
+            lr, jnp.asarray(self.beta_1, dtype), jnp.asarray(self.beta_2, dtype), t
+        )
+        in_dtype = dtype if self._complement_in_leaf_dtype else None
+        new = {
+            "momentum": ema_step(
+                slots["momentum"], g, complement(self.beta_1, in_dtype)
+            ),
+            "velocity": ema_step(
+                slots["velocity"], jnp.square(g), complement(self.beta_2, in_dtype)
+            ),
+        }
+        v = new["velocity"]
+        if self.amsgrad:
+            new["velocity_hat"] = v = jnp.maximum(slots["velocity_hat"], v)
+        return -((new["momentum"] * alpha) / (jnp.sqrt(v) + self.epsilon)), new

@@ -1,0 +1,260 @@
+"""The base of every Keras-style optimizer: a frozen configuration with optax's two methods.
+
+A subclass validates its arguments, names its slots and writes its per-leaf rule; this
+class does the rest once for all of them: state layout, pytree checks, the learning rate
+at a step, the step count, ``apply_gradients``, equality and hashing (so an optimizer is
+a valid static argument to ``jax.jit``), ``repr`` and Keras's config.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from jopt import schedules
+from jopt.base import OptimizerState
+from jopt.pytrees import check_float_leaves, check_same_tree
+from jopt.transforms.learning_rate import rate_at
+from jopt.validation import check_number
+
+__all__ = ["LearningRate", "Optimizer", "default", "resolve_learning_rate"]
+
+PyTree = Any
+LearningRate = float | Callable[[Any], Any]
+
+_INT32_MAX = jnp.iinfo(jnp.int32).max
+
+
+class _Default(float):
+    """A class default for ``learning_rate``: a float that remembers it was not given."""
+
+
+def default(value: float) -> float:
+    """Marks ``value`` as a signature default, so an explicit argument can be told apart."""
+    return _Default(value)
+
+
+def resolve_learning_rate(learning_rate: Any, lr: Any) -> LearningRate:
+    """Resolves Keras's ``learning_rate`` and its legacy alias ``lr`` into one valid rate."""
+    if lr is not None:
+        if not isinstance(learning_rate, _Default):
+            raise TypeError("give learning_rate or its legacy alias lr, not both")
+        learning_rate = lr
+    if isinstance(learning_rate, dict):
+        learning_rate = schedules.deserialize(learning_rate)
+    if callable(learning_rate):
+        return learning_rate
+    return check_number(
+        "learning_rate", learning_rate, low=0.0
+    )  # a plain float, not a _Default
+
+
+def check_decay(decay: Any) -> float:
+    """tf.keras 2's ``decay``: ``None`` or a number >= 0."""
+    return 0.0 if decay is None else check_number("decay", decay, low=0.0)
+
+
+class Optimizer:
+    """Base class: frozen, hashable configuration plus ``init`` / ``update``.
+
+    Subclasses call ``super().__init__(**config)`` with their validated arguments in
+    signature order, and define :meth:`slot_names` and :meth:`leaf_update`.
+    """
+
+    #: Keras's default ``name`` for the class.
+    keras_name: ClassVar[str] = "optimizer"
+
+    learning_rate: LearningRate
+    decay: float
+    name: str
+    _config: tuple[tuple[str, Any], ...]
+
+    def __init__(self, **config: Any) -> None:
+        for key, value in config.items():
+            object.__setattr__(self, key, value)
+        object.__setattr__(self, "_config", tuple(config.items()))
+
+    # ---- configuration: frozen, hashable, readable ----------------------------------
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError(
+            f"{type(self).__name__} is frozen (it may be a static argument of jax.jit); "
+            f"build a new one, or change live values in the state with "
+            f"jopt.set_hyperparams, instead of setting {key!r}"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self._config == other._config  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._config))
+
+    def __repr__(self) -> str:
+        params = inspect.signature(type(self).__init__).parameters
+        shown = []
+        for key, value in self._config:
+            default_value = params[key].default if key in params else inspect.Parameter.empty
+            if default_value is inspect.Parameter.empty or value != default_value:
+                shown.append(f"{key}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    def __iter__(self) -> Iterator[Callable[..., Any]]:
+        """Unpacks as ``init, update = opt``, like an ``optax.GradientTransformation``."""
+        return iter((self.init, self.update))
+
+    def get_config(self) -> dict[str, Any]:
+        """Returns the config dict, Keras's keys and values (schedules serialized).
+
+        Example:
+            >>> import jopt
+            >>> jopt.SGD(momentum=0.9).get_config()["momentum"]
+            0.9
+        """
+        config = dict(self._config)
+        if isinstance(self.learning_rate, schedules.LearningRateSchedule):
+            config["learning_rate"] = schedules.serialize(self.learning_rate)
+        if config.get("decay") == 0.0:
+            del config["decay"]  # Keras 3 has no decay; keep its config unless it is used
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Optimizer:
+        """Rebuilds an optimizer from :meth:`get_config`'s (or Keras's) dict."""
+        return cls(**config)
+
+    # ---- the rule: what a subclass writes ---------------------------------------------
+
+    def slot_names(self) -> tuple[str, ...]:
+        """Names of the per-parameter slots, Keras's names (``"momentum"``, ``"velocity"``)."""
+        return ()
+
+    def leaf_update(
+        self, g: jax.Array, slots: dict[str, jax.Array], lr: jax.Array, step: jax.Array
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """One leaf's update ``params += update`` and new slots.
+
+        ``g`` and ``lr`` are already in the leaf's dtype; ``step`` is the int32 number of
+        updates applied before this one.
+        """
+        raise NotImplementedError
+
+    # ---- the protocol -----------------------------------------------------------------
+
+    def init(self, params: PyTree) -> OptimizerState:
+        """Returns the initial state: step 0, live hyperparameters, zeroed slots.
+
+        Slots take each param's dtype, as in Keras. Works under ``jax.jit`` and
+        ``jax.eval_shape`` (no static arguments needed).
+        """
+        check_float_leaves(params, "params")
+
+        def zeros(p: Any) -> jax.Array:
+            return jnp.zeros(jnp.shape(p), jnp.result_type(p))
+
+        slots = {name: jax.tree.map(zeros, params) for name in self.slot_names()}
+        hyperparams = {}
+        if not callable(self.learning_rate):
+            hyperparams["learning_rate"] = jnp.asarray(self.learning_rate, jnp.float32)
+        return OptimizerState(jnp.zeros([], jnp.int32), hyperparams, slots)
+
+    def update(
+        self, grads: PyTree, state: OptimizerState, params: PyTree | None = None, **extra: Any
+    ) -> tuple[PyTree, OptimizerState]:
+        """Returns ``(updates, new_state)``; apply with ``jopt.apply_updates(params, updates)``.
+
+        Raises:
+            TypeError: ``state`` is not this optimizer's state.
+            ValueError: ``grads`` differ from the params (or the slots made from them),
+                naming the first differing path.
+        """
+        del extra  # optax's extra-args protocol; these rules need none
+        self._check_state(state)
+        names = self.slot_names()
+        if names:
+            check_same_tree(state.slots[names[0]], grads, "params", "grads")
+        if params is not None:
+            check_same_tree(params, grads, "params", "grads")
+        reference = state.slots[names[0]] if names else params if params is not None else grads
+        treedef = jax.tree.structure(grads)
+        g_leaves = treedef.flatten_up_to(grads)
+        ref_leaves = treedef.flatten_up_to(reference)
+        slot_leaves = {name: treedef.flatten_up_to(state.slots[name]) for name in names}
+        lr = self.rate(state.step, state.hyperparams)
+
+        updates, new_slots = [], {name: [] for name in names}
+        for i, (g, ref) in enumerate(zip(g_leaves, ref_leaves)):
+            dtype = jnp.result_type(ref)
+            u, s = self.leaf_update(
+                jnp.asarray(g).astype(dtype),
+                {name: slot_leaves[name][i] for name in names},
+                lr.astype(dtype),
+                state.step,
+            )
+            updates.append(u)
+            for name in names:
+                new_slots[name].append(s[name])
+        step = jnp.where(state.step < _INT32_MAX, state.step + 1, state.step)
+        return treedef.unflatten(updates), OptimizerState(
+            step,
+            state.hyperparams,
+            {name: treedef.unflatten(new_slots[name]) for name in names},
+        )
+
+    def _check_state(self, state: Any) -> None:
+        if not isinstance(state, OptimizerState):
+            raise TypeError(
+                f"{type(self).__name__}.update expects the OptimizerState made by its init, "
+                f"got {type(state).__name__}"
+            )
+        expected = set(self.slot_names())
+        if set(state.slots) != expected:
+            raise ValueError(
+                f"this state holds slots {sorted(state.slots)} but {self!r} uses "
+                f"{sorted(expected)}: it was made by a differently configured optimizer"
+            )
+
+    # ---- learning rate ----------------------------------------------------------------
+
+    def rate(self, step: Any, hyperparams: dict[str, jax.Array] | None = None) -> jax.Array:
+        """The float32 rate of the update that follows ``step`` applied updates."""
+        live = None if hyperparams is None else hyperparams.get("learning_rate")
+        return rate_at(self.learning_rate, live, step, self.decay)
+
+    def lr(self, step_or_state: Any = None) -> jax.Array:
+        """The learning rate, as a float32 scalar (or array, for an array of steps).
+
+        ``opt.lr()`` is the rate at step 0; ``opt.lr(step)`` the rate at any step (a
+        Python int, an array of steps, or a traced value under ``jit``/``vmap``);
+        ``opt.lr(state)`` the rate the next update from ``state`` will use, so a restored
+        checkpoint reports its own step's rate.
+
+        Example:
+            >>> import jopt
+            >>> float(jopt.Adam(lr=0.001).lr())
+            0.0010000000474974513
+        """
+        if isinstance(step_or_state, OptimizerState):
+            return self.rate(step_or_state.step, step_or_state.hyperparams)
+        return self.rate(0 if step_or_state is None else step_or_state)
+
+    # ---- the compiled step ------------------------------------------------------------
+
+    def apply_gradients(
+        self,
+        grads: Any,
+        state: OptimizerState,
+        params: PyTree | None = None,
+        *,
+        donate: bool = False,
+    ) -> tuple[Any, OptimizerState]:
+        """One compiled update: returns ``(new_params, new_state)``.
+
+        See :func:`jopt.apply_gradients` for the forms accepted and for donation.
+        """
+        from jopt.apply import apply_gradients
+
+        return apply_gradients(self, grads, state, params, donate=donate)

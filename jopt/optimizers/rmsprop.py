@@ -1,0 +1,112 @@
+"""Keras's RMSprop: plain, centered, with momentum."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jopt.optimizers.base import (
+    LearningRate,
+    Optimizer,
+    check_decay,
+    default,
+    resolve_learning_rate,
+)
+from jopt.transforms.moments import complement, ema_mix
+from jopt.transforms.momentum import heavy_ball
+from jopt.validation import check_bool, check_number
+
+__all__ = ["RMSprop"]
+
+
+class RMSprop(Optimizer):
+    """RMSprop with Keras 3's rule: epsilon inside the square root.
+
+    Rule, with ``g`` the gradient and ``lr`` the rate at this step::
+
+        v = rho * v + (1 - rho) * g**2                  # slot "velocity"
+        centered:  a = rho * a + (1 - rho) * g          # slot "average_gradient"
+                   d = v - a**2 + epsilon
+        otherwise: d = v + epsilon
+        inc = lr * g / sqrt(d)
+        momentum == 0: w = w - inc
+        otherwise:     m = momentum * m + inc;  w = w - m   # slot "momentum"
+
+    (tf.keras 2 put epsilon outside the root when momentum is 0: see
+    :class:`jopt.legacy.RMSprop` for that rule.)
+
+    Args:
+        learning_rate: a float >= 0 or a schedule. Default 0.001.
+        rho: discount of the squared-gradient average, in [0, 1). Default 0.9.
+        momentum: in [0, 1]. Default 0.0; ``None`` means 0.0.
+        epsilon: >= 0. Default 1e-7; ``None`` means 1e-7 (tf.keras 2's spelling).
+        centered: divide by an estimate of the variance instead of the second moment.
+            Default ``False``.
+        lr: tf.keras 2's alias of ``learning_rate``.
+        decay: tf.keras 2's time-based decay ``lr_t / (1 + decay * t)``. Default 0.
+        name: Default ``"rmsprop"``.
+
+    Example:
+        >>> import jax.numpy as jnp, jopt
+        >>> opt = jopt.RMSprop(learning_rate=0.01)
+        >>> params = {"w": jnp.array([1.0])}
+        >>> params, _ = opt.apply_gradients({"w": jnp.array([0.5])}, opt.init(params), params)
+        >>> params["w"]
+        Array([0.96837723], dtype=float32)
+    """
+
+    keras_name = "rmsprop"
+
+    rho: float
+    momentum: float
+    epsilon: float
+    centered: bool
+
+    def __init__(
+        self,
+        learning_rate: LearningRate = default(0.001),
+        rho: float = 0.9,
+        momentum: float | None = 0.0,
+        epsilon: float | None = 1e-7,
+        centered: bool = False,
+        *,
+        lr: LearningRate | None = None,
+        decay: float | None = 0.0,
+        name: str = "rmsprop",
+    ) -> None:
+        super().__init__(
+            learning_rate=resolve_learning_rate(learning_rate, lr),
+            rho=check_number("rho", rho, 0.0, 1.0, high_open=True),
+            momentum=0.0 if momentum is None else check_number("momentum", momentum, 0.0, 1.0),
+            epsilon=1e-7 if epsilon is None else check_number("epsilon", epsilon, low=0.0),
+            centered=check_bool("centered", centered),
+            decay=check_decay(decay),
+            name=name,
+        )
+
+    def slot_names(self) -> tuple[str, ...]:
+        return (
+            ("velocity",)
+            + (("momentum",) if self.momentum > 0 else ())
+            + (("average_gradient",) if self.centered else ())
+        )
+
+    def leaf_update(
+        self, g: jax.Array, slots: dict[str, jax.Array], lr: jax.Array, step: jax.Array
+    ) -> tuple[jax.Array, dict[str, Any]]:
+        one_minus_rho = complement(self.rho)
+        new: dict[str, Any] = {"velocity": ema_mix(slots["velocity"], jnp.square(g), self.rho,
+                                                   one_minus_rho)}
+        if self.centered:
+            new["average_gradient"] = ema_mix(slots["average_gradient"], g, self.rho,
+                                              one_minus_rho)
+            denominator = new["velocity"] - jnp.square(new["average_gradient"]) + self.epsilon
+        else:
+            denominator = new["velocity"] + self.epsilon
+        increment = (lr * g) / jnp.sqrt(denominator)
+        if self.momentum > 0:
+            new["momentum"] = heavy_ball(slots["momentum"], increment, self.momentum)
+            return -new["momentum"], new
+        return -increment, new

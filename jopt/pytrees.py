@@ -1,0 +1,92 @@
+"""Pytree checks shared by every optimizer: errors that name the first differing path.
+
+A mismatch between grads and params is the most common user error in a functional
+optimizer; JAX's own message ("Custom node type mismatch...") names neither the
+argument nor the path. These checks run at trace time only (structure and shapes are
+static), so they cost nothing inside a compiled step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["check_float_leaves", "check_same_tree", "leaves_with_paths"]
+
+
+def _is_none(x: Any) -> bool:
+    return x is None
+
+
+def leaves_with_paths(tree: Any) -> list[tuple[str, Any]]:
+    """Returns ``[(path, leaf), ...]`` in flattening order, ``None`` leaves included.
+
+    Paths are written as JAX writes them (``"['enc']['bias']"``, ``"[0]"``, ``".mu"``).
+    """
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_none)
+    return [(jax.tree_util.keystr(path), leaf) for path, leaf in flat]
+
+
+def check_same_tree(reference: Any, other: Any, ref_name: str, other_name: str) -> None:
+    """Raises ``ValueError`` naming the first path where ``other`` differs from ``reference``.
+
+    Compares the set of paths (a missing or extra entry), then ``None`` leaves, then leaf
+    shapes, then the container types. Cheap enough to call at every trace.
+
+    Example:
+        >>> check_same_tree({"w": 1.0, "b": 2.0}, {"w": 1.0}, "params", "grads")
+        Traceback (most recent call last):
+        ...
+        ValueError: grads['b'] is missing (params has it)
+    """
+    ref_def = jax.tree_util.tree_structure(reference, is_leaf=_is_none)
+    other_def = jax.tree_util.tree_structure(other, is_leaf=_is_none)
+    ref_leaves = leaves_with_paths(reference)
+    other_leaves = leaves_with_paths(other)
+    if ref_def != other_def:
+        ref_paths = {p for p, _ in ref_leaves}
+        other_paths = {p for p, _ in other_leaves}
+        for path, _ in ref_leaves:
+            if path not in other_paths:
+                raise ValueError(f"{other_name}{path} is missing ({ref_name} has it)")
+        for path, _ in other_leaves:
+            if path not in ref_paths:
+                raise ValueError(f"{other_name}{path} is not in {ref_name}")
+    for (path, a), (_, b) in zip(ref_leaves, other_leaves):
+        if (a is None) != (b is None):
+            which = (other_name, ref_name) if b is None else (ref_name, other_name)
+            raise ValueError(
+                f"{which[0]}{path} is None but {which[1]}{path} is not; "
+                "give both the same structure"
+            )
+        if a is not None and np.shape(a) != np.shape(b):
+            raise ValueError(
+                f"{other_name}{path} has shape {np.shape(b)} but {ref_name}{path} has "
+                f"shape {np.shape(a)}"
+            )
+    if ref_def != other_def:
+        raise ValueError(
+            f"{other_name} and {ref_name} hold the same paths in different containers: "
+            f"{other_name} is {other_def}, {ref_name} is {ref_def}"
+        )
+
+
+def check_float_leaves(tree: Any, name: str) -> None:
+    """Raises ``TypeError`` naming the first leaf that is not a real floating-point array.
+
+    Optimizers move floats only: an integer or boolean leaf has no gradient, and a complex
+    leaf would silently use the wrong moment formulas (``g**2`` instead of ``|g|**2``).
+    """
+    for path, leaf in leaves_with_paths(tree):
+        if leaf is None:
+            continue
+        dtype = jnp.result_type(leaf)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(
+                f"{name}{path} has dtype {dtype}; jopt optimizers update real floating-point "
+                "leaves only (float16, bfloat16, float32, float64). Keep integer or complex "
+                "values out of the tree you optimize, or split them off with a label."
+            )

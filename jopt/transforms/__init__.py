@@ -1,0 +1,1 @@
+"""Shared formulas, one place each; every optimizer is a composition of these."""
