@@ -14,7 +14,9 @@ __all__ = ["apply_gradients"]
 PyTree = Any
 
 
-def _step(tx: Transformation, grads: PyTree, state: PyTree, params: PyTree) -> tuple[PyTree, PyTree]:
+def _step(
+    tx: Transformation, grads: PyTree, state: PyTree, params: PyTree
+) -> tuple[PyTree, PyTree]:
     updates, state = tx.update(grads, state, params)
     return apply_updates(params, updates), state
 

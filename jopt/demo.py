@@ -150,6 +150,7 @@ def plot_losses(results: dict[str, dict[str, Any]], out: Path) -> None:
     """Writes one loss curve per optimizer to the PNG ``out`` (Agg canvas, no pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     FigureCanvasAgg(fig)
@@ -159,6 +160,7 @@ def plot_losses(results: dict[str, dict[str, Any]], out: Path) -> None:
         ax.plot(epochs, result["losses"], marker="o", markersize=3, label=name)
     ax.set(xlabel="epoch", ylabel="train loss (mean cross-entropy)", yscale="log")
     ax.set_title("MLP 64-64-10 on sklearn digits")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -174,8 +176,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """
     parser = argparse.ArgumentParser(prog="python -m jopt.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=20, help="epochs per optimizer (20)")
-    parser.add_argument("--out", type=Path, default=Path("artifacts/demo_loss.png"),
-                        help="PNG of the loss curves (artifacts/demo_loss.png)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("artifacts/demo_loss.png"),
+        help="PNG of the loss curves (artifacts/demo_loss.png)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="data split, init, shuffle (0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
@@ -183,16 +189,19 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     data = load_data(args.seed)
     params = init_mlp(jax.random.key(args.seed))
     results = {
-        name: train(opt, params, data, epochs=args.epochs, seed=args.seed, label=name,
-                    quiet=args.quiet)
+        name: train(
+            opt, params, data, epochs=args.epochs, seed=args.seed, label=name, quiet=args.quiet
+        )
         for name, opt in optimizers().items()
     }
 
     header = f"{'optimizer':<30} {'train loss':>10} {'test acc':>9} {'steps/s':>9} {'final lr':>10}"
     print(header, "-" * len(header), sep="\n")
     for name, r in results.items():
-        print(f"{name:<30} {r['final_loss']:>10.4f} {r['test_accuracy']:>9.3f} "
-              f"{r['steps_per_s']:>9.0f} {r['final_lr']:>10.2e}")
+        print(
+            f"{name:<30} {r['final_loss']:>10.4f} {r['test_accuracy']:>9.3f} "
+            f"{r['steps_per_s']:>9.0f} {r['final_lr']:>10.2e}"
+        )
     plot_losses(results, args.out)
     print(f"loss curves: {args.out}")
     return results

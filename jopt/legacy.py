@@ -47,6 +47,8 @@ class SGD(optimizers.SGD):
         SGD(learning_rate=0.1, momentum=0.9, decay=0.001)
     """
 
+    keras_name = "SGD"
+
 
 class RMSprop(optimizers.RMSprop):
     """tf.keras 2's RMSprop.
@@ -73,6 +75,8 @@ class RMSprop(optimizers.RMSprop):
         ('velocity', 'momentum')
     """
 
+    keras_name = "RMSprop"
+
     def __init__(
         self,
         learning_rate: LearningRate = default(0.001),
@@ -83,7 +87,7 @@ class RMSprop(optimizers.RMSprop):
         *,
         lr: LearningRate | None = None,
         decay: float | None = 0.0,
-        name: str = "RMSprop",
+        name: str | None = None,
     ) -> None:
         super().__init__(
             learning_rate, rho, momentum, epsilon or None, centered, lr=lr, decay=decay, name=name
@@ -110,7 +114,9 @@ class RMSprop(optimizers.RMSprop):
             new["average_gradient"] = ema_step(slots["average_gradient"], g, one_minus_rho)
             denominator = denominator - jnp.square(new["average_gradient"])
         increment = (g * lr) / jnp.sqrt(denominator + epsilon)
-        new["momentum"] = heavy_ball(slots["momentum"], increment, jnp.asarray(self.momentum, dtype))
+        new["momentum"] = heavy_ball(
+            slots["momentum"], increment, jnp.asarray(self.momentum, dtype)
+        )
         return -new["momentum"], new
 
 
@@ -127,6 +133,8 @@ class Adam(optimizers.Adam):
         ('momentum', 'velocity', 'velocity_hat')
     """
 
+    keras_name = "Adam"
+
     _complement_in_leaf_dtype = True
 
     def __init__(
@@ -139,7 +147,7 @@ class Adam(optimizers.Adam):
         *,
         lr: LearningRate | None = None,
         decay: float | None = 0.0,
-        name: str = "Adam",
+        name: str | None = None,
     ) -> None:
         super().__init__(
             learning_rate, beta_1, beta_2, epsilon or None, amsgrad, lr=lr, decay=decay, name=name

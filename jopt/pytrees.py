@@ -55,7 +55,7 @@ def check_same_tree(reference: Any, other: Any, ref_name: str, other_name: str) 
         for path, _ in other_leaves:
             if path not in ref_paths:
                 raise ValueError(f"{other_name}{path} is not in {ref_name}")
-    for (path, a), (_, b) in zip(ref_leaves, other_leaves):
+    for (path, a), (_, b) in zip(ref_leaves, other_leaves, strict=True):
         if (a is None) != (b is None):
             which = (other_name, ref_name) if b is None else (ref_name, other_name)
             raise ValueError(

@@ -12,7 +12,9 @@ __all__ = ["check_bool", "check_number"]
 def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
     lo = "-inf" if low is None else f"{low:g}"
     hi = "inf" if high is None else f"{high:g}"
-    return f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+    left = "(" if low_open or low is None else "["
+    right = ")" if high_open or high is None else "]"
+    return f"{left}{lo}, {hi}{right}"
 
 
 def check_number(
@@ -37,7 +39,9 @@ def check_number(
         ValueError: momentum must be in [0, 1], got 1.5
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r:.100} ({type(value).__name__})")
+        raise TypeError(
+            f"{name} must be a real number, got {value!r:.100} ({type(value).__name__})"
+        )
     value = float(value)
     interval = _interval(low, high, low_open, high_open)
     if not math.isfinite(value):

@@ -47,45 +47,94 @@ def _exp(staircase: bool = False) -> dict[str, Any]:
 # config; tf.keras 2's `decay` has no Keras 3 spelling, so its oracle is the schedule above.
 CASES: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = [
     ("sgd", lambda: jopt.SGD(), lambda: keras.optimizers.SGD()),
-    ("sgd_momentum", lambda: jopt.SGD(0.05, momentum=0.9),
-     lambda: keras.optimizers.SGD(0.05, momentum=0.9)),
-    ("sgd_nesterov", lambda: jopt.SGD(0.05, momentum=0.9, nesterov=True),
-     lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True)),
-    ("sgd_schedule", lambda: jopt.SGD(jopt.schedules.ExponentialDecay(**_exp()), momentum=0.5),
-     lambda: keras.optimizers.SGD(keras.optimizers.schedules.ExponentialDecay(**_exp()),
-                                  momentum=0.5)),
-    ("sgd_lr_alias_decay", lambda: jopt.SGD(lr=0.05, momentum=0.9, decay=0.01),
-     lambda: keras.optimizers.SGD(_DecayedSchedule(0.05, 0.01), momentum=0.9)),
+    (
+        "sgd_momentum",
+        lambda: jopt.SGD(0.05, momentum=0.9),
+        lambda: keras.optimizers.SGD(0.05, momentum=0.9),
+    ),
+    (
+        "sgd_nesterov",
+        lambda: jopt.SGD(0.05, momentum=0.9, nesterov=True),
+        lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    ),
+    (
+        "sgd_schedule",
+        lambda: jopt.SGD(jopt.schedules.ExponentialDecay(**_exp()), momentum=0.5),
+        lambda: keras.optimizers.SGD(
+            keras.optimizers.schedules.ExponentialDecay(**_exp()), momentum=0.5
+        ),
+    ),
+    (
+        "sgd_lr_alias_decay",
+        lambda: jopt.SGD(lr=0.05, momentum=0.9, decay=0.01),
+        lambda: keras.optimizers.SGD(_DecayedSchedule(0.05, 0.01), momentum=0.9),
+    ),
     ("rmsprop", lambda: jopt.RMSprop(), lambda: keras.optimizers.RMSprop()),
-    ("rmsprop_momentum", lambda: jopt.RMSprop(0.01, momentum=0.9),
-     lambda: keras.optimizers.RMSprop(0.01, momentum=0.9)),
-    ("rmsprop_centered", lambda: jopt.RMSprop(0.01, centered=True),
-     lambda: keras.optimizers.RMSprop(0.01, centered=True)),
-    ("rmsprop_centered_momentum", lambda: jopt.RMSprop(0.01, momentum=0.5, centered=True),
-     lambda: keras.optimizers.RMSprop(0.01, momentum=0.5, centered=True)),
-    ("rmsprop_rho_epsilon", lambda: jopt.RMSprop(0.01, rho=0.8, epsilon=1e-3),
-     lambda: keras.optimizers.RMSprop(0.01, rho=0.8, epsilon=1e-3)),
-    ("rmsprop_schedule_staircase",
-     lambda: jopt.RMSprop(jopt.schedules.ExponentialDecay(**_exp(True)), momentum=0.5),
-     lambda: keras.optimizers.RMSprop(
-         keras.optimizers.schedules.ExponentialDecay(**_exp(True)), momentum=0.5)),
-    ("rmsprop_lr_alias_decay", lambda: jopt.RMSprop(lr=0.01, decay=0.05, centered=True),
-     lambda: keras.optimizers.RMSprop(_DecayedSchedule(0.01, 0.05), centered=True)),
+    (
+        "rmsprop_momentum",
+        lambda: jopt.RMSprop(0.01, momentum=0.9),
+        lambda: keras.optimizers.RMSprop(0.01, momentum=0.9),
+    ),
+    (
+        "rmsprop_centered",
+        lambda: jopt.RMSprop(0.01, centered=True),
+        lambda: keras.optimizers.RMSprop(0.01, centered=True),
+    ),
+    (
+        "rmsprop_centered_momentum",
+        lambda: jopt.RMSprop(0.01, momentum=0.5, centered=True),
+        lambda: keras.optimizers.RMSprop(0.01, momentum=0.5, centered=True),
+    ),
+    (
+        "rmsprop_rho_epsilon",
+        lambda: jopt.RMSprop(0.01, rho=0.8, epsilon=1e-3),
+        lambda: keras.optimizers.RMSprop(0.01, rho=0.8, epsilon=1e-3),
+    ),
+    (
+        "rmsprop_schedule_staircase",
+        lambda: jopt.RMSprop(jopt.schedules.ExponentialDecay(**_exp(True)), momentum=0.5),
+        lambda: keras.optimizers.RMSprop(
+            keras.optimizers.schedules.ExponentialDecay(**_exp(True)), momentum=0.5
+        ),
+    ),
+    (
+        "rmsprop_lr_alias_decay",
+        lambda: jopt.RMSprop(lr=0.01, decay=0.05, centered=True),
+        lambda: keras.optimizers.RMSprop(_DecayedSchedule(0.01, 0.05), centered=True),
+    ),
     ("adam", lambda: jopt.Adam(), lambda: keras.optimizers.Adam()),
-    ("adam_amsgrad", lambda: jopt.Adam(0.01, amsgrad=True),
-     lambda: keras.optimizers.Adam(0.01, amsgrad=True)),
-    ("adam_betas_epsilon", lambda: jopt.Adam(0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-3),
-     lambda: keras.optimizers.Adam(0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-3)),
-    ("adam_betas_amsgrad", lambda: jopt.Adam(0.01, beta_1=0.8, beta_2=0.99, amsgrad=True),
-     lambda: keras.optimizers.Adam(0.01, beta_1=0.8, beta_2=0.99, amsgrad=True)),
-    ("adam_schedule", lambda: jopt.Adam(jopt.schedules.ExponentialDecay(**_exp())),
-     lambda: keras.optimizers.Adam(keras.optimizers.schedules.ExponentialDecay(**_exp()))),
-    ("adam_lr_alias_decay", lambda: jopt.Adam(lr=0.01, decay=0.05, amsgrad=True),
-     lambda: keras.optimizers.Adam(_DecayedSchedule(0.01, 0.05), amsgrad=True)),
-    ("adam_schedule_decay",
-     lambda: jopt.Adam(jopt.schedules.ExponentialDecay(**_exp(True)), decay=0.05),
-     lambda: keras.optimizers.Adam(
-         _DecayedSchedule(keras.optimizers.schedules.ExponentialDecay(**_exp(True)), 0.05))),
+    (
+        "adam_amsgrad",
+        lambda: jopt.Adam(0.01, amsgrad=True),
+        lambda: keras.optimizers.Adam(0.01, amsgrad=True),
+    ),
+    (
+        "adam_betas_epsilon",
+        lambda: jopt.Adam(0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-3),
+        lambda: keras.optimizers.Adam(0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-3),
+    ),
+    (
+        "adam_betas_amsgrad",
+        lambda: jopt.Adam(0.01, beta_1=0.8, beta_2=0.99, amsgrad=True),
+        lambda: keras.optimizers.Adam(0.01, beta_1=0.8, beta_2=0.99, amsgrad=True),
+    ),
+    (
+        "adam_schedule",
+        lambda: jopt.Adam(jopt.schedules.ExponentialDecay(**_exp())),
+        lambda: keras.optimizers.Adam(keras.optimizers.schedules.ExponentialDecay(**_exp())),
+    ),
+    (
+        "adam_lr_alias_decay",
+        lambda: jopt.Adam(lr=0.01, decay=0.05, amsgrad=True),
+        lambda: keras.optimizers.Adam(_DecayedSchedule(0.01, 0.05), amsgrad=True),
+    ),
+    (
+        "adam_schedule_decay",
+        lambda: jopt.Adam(jopt.schedules.ExponentialDecay(**_exp(True)), decay=0.05),
+        lambda: keras.optimizers.Adam(
+            _DecayedSchedule(keras.optimizers.schedules.ExponentialDecay(**_exp(True)), 0.05)
+        ),
+    ),
 ]
 
 

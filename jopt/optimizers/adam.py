@@ -41,7 +41,8 @@ class Adam(Optimizer):
         amsgrad: use the running maximum of the second moment. Default ``False``.
         lr: tf.keras 2's alias of ``learning_rate``.
         decay: tf.keras 2's time-based decay ``lr_t / (1 + decay * t)``. Default 0.
-        name: Default ``"adam"``.
+        name: Keras's name; default ``None`` means ``"adam"`` (Keras adds a per-process
+            counter to repeated names; jopt does not, so equal configs stay equal).
 
     Example:
         >>> import jax.numpy as jnp, jopt
@@ -72,7 +73,7 @@ class Adam(Optimizer):
         *,
         lr: LearningRate | None = None,
         decay: float | None = 0.0,
-        name: str = "adam",
+        name: str | None = None,
     ) -> None:
         super().__init__(
             learning_rate=resolve_learning_rate(learning_rate, lr),
@@ -81,7 +82,7 @@ class Adam(Optimizer):
             epsilon=1e-7 if epsilon is None else check_number("epsilon", epsilon, low=0.0),
             amsgrad=check_bool("amsgrad", amsgrad),
             decay=check_decay(decay),
-            name=name,
+            name=self.keras_name if name is None else name,
         )
 
     def slot_names(self) -> tuple[str, ...]:
@@ -97,9 +98,7 @@ class Adam(Optimizer):
         )
         in_dtype = dtype if self._complement_in_leaf_dtype else None
         new = {
-            "momentum": ema_step(
-                slots["momentum"], g, complement(self.beta_1, in_dtype)
-            ),
+            "momentum": ema_step(slots["momentum"], g, complement(self.beta_1, in_dtype)),
             "velocity": ema_step(
                 slots["velocity"], jnp.square(g), complement(self.beta_2, in_dtype)
             ),

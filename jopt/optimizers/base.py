@@ -29,6 +29,20 @@ LearningRate = float | Callable[[Any], Any]
 _INT32_MAX = jnp.iinfo(jnp.int32).max
 
 
+# Keras 3's base-optimizer options with their "off" values, as its configs write them.
+_KERAS_BASE_OPTIONS: dict[str, Any] = {
+    "weight_decay": None,
+    "clipnorm": None,
+    "global_clipnorm": None,
+    "clipvalue": None,
+    "use_ema": False,
+    "ema_momentum": 0.99,
+    "ema_overwrite_frequency": None,
+    "loss_scale_factor": None,
+    "gradient_accumulation_steps": None,
+}
+
+
 class _Default(float):
     """A class default for ``learning_rate``: a float that remembers it was not given."""
 
@@ -48,9 +62,7 @@ def resolve_learning_rate(learning_rate: Any, lr: Any) -> LearningRate:
         learning_rate = schedules.deserialize(learning_rate)
     if callable(learning_rate):
         return learning_rate
-    return check_number(
-        "learning_rate", learning_rate, low=0.0
-    )  # a plain float, not a _Default
+    return check_number("learning_rate", learning_rate, low=0.0)  # a plain float, not a _Default
 
 
 def check_decay(decay: Any) -> float:
@@ -65,7 +77,7 @@ class Optimizer:
     signature order, and define :meth:`slot_names` and :meth:`leaf_update`.
     """
 
-    #: Keras's default ``name`` for the class.
+    #: Keras's default ``name`` (its auto name, without the per-process counter).
     keras_name: ClassVar[str] = "optimizer"
 
     learning_rate: LearningRate
@@ -98,6 +110,8 @@ class Optimizer:
         shown = []
         for key, value in self._config:
             default_value = params[key].default if key in params else inspect.Parameter.empty
+            if key == "name":
+                default_value = self.keras_name
             if default_value is inspect.Parameter.empty or value != default_value:
                 shown.append(f"{key}={value!r}")
         return f"{type(self).__name__}({', '.join(shown)})"
@@ -123,7 +137,18 @@ class Optimizer:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Optimizer:
-        """Rebuilds an optimizer from :meth:`get_config`'s (or Keras's) dict."""
+        """Rebuilds an optimizer from :meth:`get_config`'s (or Keras's) dict.
+
+        Keras's base options may appear at their defaults (Keras writes them all);
+        one that is set raises ``ValueError`` naming it rather than being dropped.
+        """
+        config = dict(config)
+        for key, off in _KERAS_BASE_OPTIONS.items():
+            if key in config and config.pop(key) != off:
+                raise ValueError(
+                    f"{cls.__name__} config sets {key}, a Keras base option jopt does "
+                    "not support yet; remove it or build the optimizer without it"
+                )
         return cls(**config)
 
     # ---- the rule: what a subclass writes ---------------------------------------------
@@ -186,7 +211,7 @@ class Optimizer:
         lr = self.rate(state.step, state.hyperparams)
 
         updates, new_slots = [], {name: [] for name in names}
-        for i, (g, ref) in enumerate(zip(g_leaves, ref_leaves)):
+        for i, (g, ref) in enumerate(zip(g_leaves, ref_leaves, strict=True)):
             dtype = jnp.result_type(ref)
             u, s = self.leaf_update(
                 jnp.asarray(g).astype(dtype),

@@ -46,7 +46,8 @@ class RMSprop(Optimizer):
             Default ``False``.
         lr: tf.keras 2's alias of ``learning_rate``.
         decay: tf.keras 2's time-based decay ``lr_t / (1 + decay * t)``. Default 0.
-        name: Default ``"rmsprop"``.
+        name: Keras's name; default ``None`` means ``"rm_sprop"`` (Keras adds a per-process
+            counter to repeated names; jopt does not, so equal configs stay equal).
 
     Example:
         >>> import jax.numpy as jnp, jopt
@@ -57,7 +58,7 @@ class RMSprop(Optimizer):
         Array([0.96837723], dtype=float32)
     """
 
-    keras_name = "rmsprop"
+    keras_name = "rm_sprop"
 
     rho: float
     momentum: float
@@ -74,7 +75,7 @@ class RMSprop(Optimizer):
         *,
         lr: LearningRate | None = None,
         decay: float | None = 0.0,
-        name: str = "rmsprop",
+        name: str | None = None,
     ) -> None:
         super().__init__(
             learning_rate=resolve_learning_rate(learning_rate, lr),
@@ -83,7 +84,7 @@ class RMSprop(Optimizer):
             epsilon=1e-7 if epsilon is None else check_number("epsilon", epsilon, low=0.0),
             centered=check_bool("centered", centered),
             decay=check_decay(decay),
-            name=name,
+            name=self.keras_name if name is None else name,
         )
 
     def slot_names(self) -> tuple[str, ...]:
@@ -97,11 +98,11 @@ class RMSprop(Optimizer):
         self, g: jax.Array, slots: dict[str, jax.Array], lr: jax.Array, step: jax.Array
     ) -> tuple[jax.Array, dict[str, Any]]:
         one_minus_rho = complement(self.rho)
-        new: dict[str, Any] = {"velocity": ema_mix(slots["velocity"], jnp.square(g), self.rho,
-                                                   one_minus_rho)}
+        new: dict[str, Any] = {
+            "velocity": ema_mix(slots["velocity"], jnp.square(g), self.rho, one_minus_rho)
+        }
         if self.centered:
-            new["average_gradient"] = ema_mix(slots["average_gradient"], g, self.rho,
-                                              one_minus_rho)
+            new["average_gradient"] = ema_mix(slots["average_gradient"], g, self.rho, one_minus_rho)
             denominator = new["velocity"] - jnp.square(new["average_gradient"]) + self.epsilon
         else:
             denominator = new["velocity"] + self.epsilon

@@ -38,7 +38,8 @@ class SGD(Optimizer):
         decay: tf.keras 2's time-based decay, >= 0: the rate of the update after ``t``
             applied updates is ``lr_t / (1 + decay * t)``, composed with any schedule.
             Default 0 (off, as in Keras 3, which removed it).
-        name: Keras's name. Default ``"SGD"``.
+        name: Keras's name; default ``None`` means ``"sgd"`` (Keras adds a per-process
+            counter to repeated names; jopt does not, so equal configs stay equal).
 
     Example:
         >>> import jax.numpy as jnp, jopt
@@ -50,7 +51,7 @@ class SGD(Optimizer):
         Array([0.9, 2.1], dtype=float32)
     """
 
-    keras_name = "SGD"
+    keras_name = "sgd"
 
     momentum: float
     nesterov: bool
@@ -63,14 +64,14 @@ class SGD(Optimizer):
         *,
         lr: LearningRate | None = None,
         decay: float | None = 0.0,
-        name: str = "SGD",
+        name: str | None = None,
     ) -> None:
         super().__init__(
             learning_rate=resolve_learning_rate(learning_rate, lr),
             momentum=0.0 if momentum is None else check_number("momentum", momentum, 0.0, 1.0),
             nesterov=check_bool("nesterov", nesterov),
             decay=check_decay(decay),
-            name=name,
+            name=self.keras_name if name is None else name,
         )
 
     def slot_names(self) -> tuple[str, ...]:
