@@ -3,7 +3,7 @@
 Run from the repository root (about 3 to 4 minutes on 2 CPU cores)::
 
     python benchmarks/step_time.py                # full run, writes artifacts/step_time.json
-    python benchmarks/step_time.py --quick        # smoke run: small trees, 3 repetitions
+    python benchmarks/step_time.py --quick        # smoke run (~5 s): one small tree, 3 reps
     python benchmarks/step_time.py --json out.json --reps 30 --trees a,d --optimizers Adam
 
 What is compared, for Adam, SGD with momentum 0.9 and RMSprop with equal hyperparameters:
@@ -45,6 +45,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -391,6 +392,21 @@ def bench_group(contest: Contest, tree: TreeSpec, reps: int, flip: bool) -> dict
     return result
 
 
+def git_state() -> str:
+    """``<commit>`` of the checkout, ``+dirty`` if ``jopt/`` has uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "jopt"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return (head or "unknown") + ("+dirty" if dirty else "")
+
+
 # ---- report -----------------------------------------------------------------------------
 
 
@@ -451,22 +467,27 @@ def table(results: list[dict[str, Any]], trees: dict[str, TreeSpec]) -> str:
         lines.append(f"  {label:<26} {gm:6.2f}")
     lines += ["", "trees:"]
     lines += [f"  {s.label}: {s.leaves} leaves, {s.params:,} params" for s in trees.values()]
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parses arguments, checks agreement, runs every group, prints and writes results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small trees, 3 repetitions")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: small trees (default only a), 3 reps"
+    )
     parser.add_argument("--json", default="artifacts/step_time.json", help="output path")
-    parser.add_argument("--reps", type=int, default=None, help="repetitions (default 20)")
+    parser.add_argument(
+        "--reps", type=int, default=None, help="repetitions (default 30; --quick: 3)"
+    )
     parser.add_argument(
         "--trees", default=None, help="comma-separated of a,b,c,d (default all; --quick: a)"
     )
     parser.add_argument("--optimizers", default="Adam,SGD,RMSprop", help="comma-separated")
     args = parser.parse_args(argv)
-    reps = args.reps or (3 if args.quick else 20)
+    reps = args.reps or (3 if args.quick else 30)
     started = time.perf_counter()
+    load_start = os.getloadavg()[0]
 
     contests = [c for c in make_contests() if c.name in args.optimizers.split(",")]
     wanted = (args.trees or ("a" if args.quick else "a,b,c,d")).split(",")
@@ -491,11 +512,14 @@ def main(argv: list[str] | None = None) -> int:
             gc.collect()
 
     wall = time.perf_counter() - started
+    load = os.getloadavg()
     print()
     print(table(results, trees))
     print(
         f"\nwall time {wall:.1f} s, {reps} repetitions, jax {jax.__version__} "
-        f"({jax.default_backend()}), optax {optax.__version__}, jopt {jopt.__version__}"
+        f"({jax.default_backend()}), optax {optax.__version__}, jopt {jopt.__version__} "
+        f"({git_state()})\n1-min load average {load_start:.2f} at start, {load[0]:.2f} at end "
+        f"on {os.cpu_count()} CPUs (above ~1 means other work shared the machine)"
     )
 
     out = {
@@ -512,6 +536,8 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_count": os.cpu_count(),
             "python": platform.python_version(),
             "machine": platform.platform(),
+            "git": git_state(),
+            "loadavg_1m_start_end": [load_start, load[0]],
             "first_step": "jax.jit(step).trace -> .lower -> .compile -> first call, seconds",
             "step": "median wall seconds of one step incl. block_until_ready, interleaved",
             "ratio": "jopt / optax; < 1 means jopt is faster",

@@ -19,6 +19,7 @@ from jopt.base import (
     apply_updates,
     chain,
 )
+from jopt.hyperparams import hyperparams, set_hyperparams
 from jopt.optimizers import SGD, Adam, Optimizer, RMSprop
 
 __version__ = "0.1.0"
@@ -34,6 +35,8 @@ __all__ = [
     "apply_gradients",
     "apply_updates",
     "chain",
+    "hyperparams",
     "legacy",
     "schedules",
+    "set_hyperparams",
 ]

@@ -63,10 +63,12 @@ class OptimizerState(NamedTuple):
         step: int32 scalar, the number of updates applied so far (Keras's ``iterations``).
             The next update is step ``step + 1`` for bias correction and reads the
             learning-rate schedule at ``step``, as Keras does.
-        hyperparams: live float32 scalars by name (``{"learning_rate": ...}`` when the
-            learning rate is a number). The constructor gives their initial values; the
-            state holds the ones the next update uses, so a restored checkpoint resumes
-            with its own values.
+        hyperparams: live float32 scalars by name: ``{"learning_rate": ...}`` when the
+            learning rate is a number, ``{"learning_rate_scale": 1.0}`` (a multiplier
+            on the schedule) when it is a schedule. The constructor gives the initial
+            values; the state holds the ones the next update uses, so a restored
+            checkpoint resumes with its own. Read and change them with
+            :func:`jopt.hyperparams` and :func:`jopt.set_hyperparams`.
         slots: per-parameter accumulators by Keras's slot name (``"momentum"``,
             ``"velocity"``, ...), each a pytree with the params' structure, e.g.
             ``state.slots["velocity"]["dense"]["kernel"]``.

@@ -171,8 +171,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """Runs the demo; returns, by optimizer name, its per-epoch ``losses``, ``final_loss``,
     ``test_accuracy``, ``steps_per_s`` and ``final_lr``.
 
-    Example:
-        >>> results = main(["--epochs", "3", "--quiet", "--out", "/tmp/loss.png"])  # doctest: +SKIP
+    Example (what ``tests/test_demo.py`` runs)::
+
+        results = main(["--epochs", "5", "--quiet", "--out", "/tmp/loss.png"])
+        results["Adam(0.001)"]["test_accuracy"]  # about 0.9
     """
     parser = argparse.ArgumentParser(prog="python -m jopt.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=20, help="epochs per optimizer (20)")

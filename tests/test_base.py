@@ -79,7 +79,7 @@ def test_jopt_optimizer_unpacks_like_an_optax_gradient_transformation() -> None:
 def test_chain_names_are_unique_and_order_is_kept() -> None:
     tx = jopt.chain(optax.scale(2.0), optax.scale(-1.0), jopt.SGD(1.0), jopt.SGD(1.0))
     state = tx.init({"w": jnp.ones(1)})
-    assert sorted(state) == ["0", "1", "SGD", "SGD_1"]
+    assert sorted(state) == ["0", "1", "sgd", "sgd_1"]
     updates, _ = tx.update({"w": jnp.ones(1)}, state)
     chex.assert_trees_all_close(updates["w"], jnp.array([-2.0]))  # 1 * 2 * -1 * -1 * -1
 

@@ -50,7 +50,7 @@ class Adam(Optimizer):
         >>> params = {"w": jnp.array([1.0])}
         >>> params, _ = opt.apply_gradients({"w": jnp.array([3.0])}, opt.init(params), params)
         >>> params["w"]
-        Array([0.9], dtype=float32)
+        Array([0.90000075], dtype=float32)
     """
 
     keras_name = "adam"

@@ -181,9 +181,10 @@ class Optimizer:
             return jnp.zeros(jnp.shape(p), jnp.result_type(p))
 
         slots = {name: jax.tree.map(zeros, params) for name in self.slot_names()}
-        hyperparams = {}
-        if not callable(self.learning_rate):
-            hyperparams["learning_rate"] = jnp.asarray(self.learning_rate, jnp.float32)
+        if callable(self.learning_rate):
+            hyperparams = {"learning_rate_scale": jnp.ones([], jnp.float32)}
+        else:
+            hyperparams = {"learning_rate": jnp.asarray(self.learning_rate, jnp.float32)}
         return OptimizerState(jnp.zeros([], jnp.int32), hyperparams, slots)
 
     def update(
@@ -246,8 +247,7 @@ class Optimizer:
 
     def rate(self, step: Any, hyperparams: dict[str, jax.Array] | None = None) -> jax.Array:
         """The float32 rate of the update that follows ``step`` applied updates."""
-        live = None if hyperparams is None else hyperparams.get("learning_rate")
-        return rate_at(self.learning_rate, live, step, self.decay)
+        return rate_at(self.learning_rate, hyperparams or {}, step, self.decay)
 
     def lr(self, step_or_state: Any = None) -> jax.Array:
         """The learning rate, as a float32 scalar (or array, for an array of steps).

@@ -55,7 +55,7 @@ class RMSprop(Optimizer):
         >>> params = {"w": jnp.array([1.0])}
         >>> params, _ = opt.apply_gradients({"w": jnp.array([0.5])}, opt.init(params), params)
         >>> params["w"]
-        Array([0.96837723], dtype=float32)
+        Array([0.9683773], dtype=float32)
     """
 
     keras_name = "rm_sprop"

@@ -13,23 +13,25 @@ __all__ = ["adam_step_size", "rate_at"]
 
 def rate_at(
     learning_rate: float | Callable[[Any], Any],
-    live_rate: jax.Array | None,
+    live: dict[str, jax.Array],
     step: Any,
     decay: float,
 ) -> jax.Array:
     """The float32 rate for the update that follows ``step`` applied updates.
 
-    ``learning_rate`` is a number (then ``live_rate``, the value held in the optimizer
-    state, is used if given) or a schedule called at ``step``, as Keras does. A legacy
-    ``decay > 0`` then divides by ``1 + decay * step``, in float32 as tf.keras 2 did.
+    ``learning_rate`` is a number, or a schedule called at ``step`` as Keras does. The
+    live values held in the optimizer state override it: ``live["learning_rate"]``
+    replaces a number, ``live["learning_rate_scale"]`` multiplies a schedule (exactly,
+    while it is 1.0). A legacy ``decay > 0`` then divides by ``1 + decay * step``, in
+    float32 as tf.keras 2 did.
     """
     step = jnp.asarray(step)
     if callable(learning_rate):
         rate = jnp.asarray(learning_rate(step), jnp.float32)
-    elif live_rate is not None:
-        rate = jnp.asarray(live_rate, jnp.float32)
+        if "learning_rate_scale" in live:
+            rate = rate * live["learning_rate_scale"]
     else:
-        rate = jnp.asarray(learning_rate, jnp.float32)
+        rate = jnp.asarray(live.get("learning_rate", learning_rate), jnp.float32)
     if decay > 0.0:
         rate = rate / (1.0 + jnp.float32(decay) * step.astype(jnp.float32))
     # An array of steps gets an array of rates, constant or not.

@@ -1,0 +1,33 @@
+# The two set-up commands of the README. Each makes its own virtual environment
+# (.venv, git-ignored) on first use and is safe to run again.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test bench lint clean
+
+$(VENV)/.demo-installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[demo]'
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.demo-installed
+
+## jopt's main job: train an MLP on scikit-learn's digits with SGD, RMSprop and Adam.
+demo: $(VENV)/.demo-installed
+	$(PY) -m jopt.demo
+
+## The whole suite: unit and parity tests, doctests, notebooks, ruff.
+test: $(VENV)/.test-installed
+	$(PY) -m ruff check jopt tests benchmarks
+	$(PY) -m pytest
+
+## Step-time benchmark against optax (see benchmarks/README.md).
+bench: $(VENV)/.test-installed
+	$(PY) benchmarks/step_time.py
+
+clean:
+	rm -rf $(VENV) artifacts .pytest_cache

@@ -1,0 +1,26 @@
+"""The README's Python examples run as written, and the code they promise holds."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+
+
+def test_readme_python_examples_run(capsys: object) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README, re.S)
+    assert blocks
+    for block in blocks:
+        namespace: dict[str, object] = {}
+        exec(compile(block, "README.md", "exec"), namespace)
+    params = namespace["params"]
+    kernel = params["dense"]["kernel"]  # type: ignore[index]
+    assert abs(float(kernel[1, 0]) + 2.0) < 1e-3  # the example really fits y = x @ w + b
+
+
+def test_readme_names_the_two_setup_commands_that_the_makefile_defines() -> None:
+    makefile = (Path(__file__).parent.parent / "Makefile").read_text()
+    for target in ("demo", "test"):
+        assert f"make {target}" in README
+        assert re.search(rf"^{target}:", makefile, re.M)
