@@ -44,7 +44,7 @@ class GradientTransformation(NamedTuple):
     then ``params = apply_updates(params, updates)``.
 
     Example:
-        >>> import jax.numpy as jnp, jopt
+        >>> import jax, jax.numpy as jnp, jopt
         >>> halve = jopt.GradientTransformation(
         ...     init=lambda params: (),
         ...     update=lambda g, s, p=None: (jax.tree.map(lambda x: -0.5 * x, g), s))
