@@ -339,7 +339,7 @@ def bench_group(contest: Contest, tree: TreeSpec, reps: int, flip: bool) -> dict
         "optax": (contest.optax, optax.apply_updates),
     }
 
-    # Time to first step, sequentially, on an idle machine; the library order alternates.
+    # Time to first step, one compile at a time; the library order alternates per group.
     first: dict[str, dict[str, float]] = {}
     runners: list[Runner] = []
     for lib in LIBRARIES[::-1] if flip else LIBRARIES:

@@ -15,6 +15,7 @@ from jopt.apply import apply_gradients
 from jopt.base import (
     GradientTransformation,
     OptimizerState,
+    StepContext,
     Transformation,
     apply_updates,
     chain,
@@ -31,6 +32,7 @@ __all__ = [
     "Optimizer",
     "OptimizerState",
     "RMSprop",
+    "StepContext",
     "Transformation",
     "apply_gradients",
     "apply_updates",

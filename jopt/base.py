@@ -18,6 +18,7 @@ from jopt.pytrees import check_same_tree
 __all__ = [
     "GradientTransformation",
     "OptimizerState",
+    "StepContext",
     "Transformation",
     "apply_updates",
     "chain",
@@ -72,6 +73,8 @@ class OptimizerState(NamedTuple):
         slots: per-parameter accumulators by Keras's slot name (``"momentum"``,
             ``"velocity"``, ...), each a pytree with the params' structure, e.g.
             ``state.slots["velocity"]["dense"]["kernel"]``.
+        scalars: optimizer-wide accumulators by name (e.g. Nadam's running product of
+            momentum factors); empty for most optimizers.
 
     Example:
         >>> import jax.numpy as jnp, jopt
@@ -83,6 +86,32 @@ class OptimizerState(NamedTuple):
     step: jax.Array
     hyperparams: dict[str, jax.Array]
     slots: dict[str, PyTree]
+    scalars: dict[str, jax.Array]
+
+
+class StepContext(NamedTuple):
+    """What every leaf of one update shares, computed once per step.
+
+    Attributes:
+        step: int32, the number of updates applied before this one.
+        lr: float32, this update's learning rate.
+        scalars: the optimizer-wide values for this step (see ``OptimizerState.scalars``);
+            what the update leaves here is stored in the new state.
+
+    Example:
+        >>> import jax.numpy as jnp, jopt
+        >>> ctx = jopt.StepContext(jnp.int32(0), jnp.float32(0.1), {})
+        >>> ctx.lr_as(jnp.bfloat16).dtype
+        dtype(bfloat16)
+    """
+
+    step: jax.Array
+    lr: jax.Array
+    scalars: dict[str, jax.Array]
+
+    def lr_as(self, dtype: Any) -> jax.Array:
+        """The rate cast to a leaf's dtype, as Keras casts it to the variable's."""
+        return self.lr.astype(dtype)
 
 
 def apply_updates(params: PyTree, updates: PyTree) -> PyTree:

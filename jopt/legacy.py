@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from jopt import optimizers
+from jopt.base import StepContext
 from jopt.optimizers.base import LearningRate, default
 from jopt.transforms.moments import complement, ema_mix, ema_step
 from jopt.transforms.momentum import heavy_ball
@@ -94,9 +95,10 @@ class RMSprop(optimizers.RMSprop):
         )
 
     def leaf_update(
-        self, g: jax.Array, slots: dict[str, jax.Array], lr: jax.Array, step: jax.Array
+        self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext
     ) -> tuple[jax.Array, dict[str, Any]]:
         dtype = g.dtype
+        lr = ctx.lr_as(dtype)
         rho = jnp.asarray(self.rho, dtype)
         one_minus_rho = complement(self.rho, dtype)
         epsilon = jnp.asarray(self.epsilon, dtype)

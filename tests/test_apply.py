@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import chex
@@ -18,9 +19,9 @@ TRACES: list[str] = []
 class CountingAdam(jopt.Adam):
     """Adam that records each trace of its rule (Python runs only while JAX traces)."""
 
-    def leaf_update(self, g: Any, slots: Any, lr: Any, step: Any) -> Any:
+    def leaf_update(self, g: Any, p: Any, slots: Any, ctx: Any) -> Any:
         TRACES.append("trace")
-        return super().leaf_update(g, slots, lr, step)
+        return super().leaf_update(g, p, slots, ctx)
 
 
 def _problem() -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
@@ -133,3 +134,18 @@ def test_mismatched_grads_name_the_path() -> None:
         opt.apply_gradients({"w": grads["w"]}, state, params)
     with pytest.raises(ValueError, match=r"grads\['w'\] has shape \(3, 2\) but params\['w'\]"):
         opt.apply_gradients({"w": grads["w"].T, "b": grads["b"]}, state, params)
+
+
+@pytest.mark.parametrize("opt", [jopt.SGD(0.1, momentum=0.9), jopt.RMSprop(), jopt.Adam()])
+def test_donated_step_writes_each_output_into_its_own_input_buffer(opt: Any) -> None:
+    """Each output aliases the input it replaces, so XLA adds no full-size copies."""
+    from jopt.apply import _compiled_donating
+
+    params = {f"w{i}": jnp.ones(1000) for i in range(4)}
+    state = opt.init(params)
+    hlo = _compiled_donating.lower(opt, params, params, state).compile().as_text()
+    assert "f32[1000]{0} copy(" not in hlo
+    n_grads = len(jax.tree.leaves(params))
+    aliases = re.findall(r"\{(\d+)\}: \((\d+), \{\}, may-alias\)", hlo.splitlines()[0])
+    assert len(aliases) == len(jax.tree.leaves((params, state)))
+    assert all(int(inp) == int(out) + n_grads for out, inp in aliases)

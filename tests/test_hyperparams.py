@@ -15,9 +15,9 @@ TRACES: list[int] = []
 
 
 class CountingSGD(jopt.SGD):
-    def leaf_update(self, g: Any, slots: Any, lr: Any, step: Any) -> Any:
+    def leaf_update(self, g: Any, p: Any, slots: Any, ctx: Any) -> Any:
         TRACES.append(1)  # runs only while JAX traces
-        return super().leaf_update(g, slots, lr, step)
+        return super().leaf_update(g, p, slots, ctx)
 
 
 def test_changing_the_rate_every_step_compiles_once_and_matches_numpy() -> None:

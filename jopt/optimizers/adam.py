@@ -7,6 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jopt.base import StepContext
 from jopt.optimizers.base import (
     LearningRate,
     Optimizer,
@@ -89,12 +90,12 @@ class Adam(Optimizer):
         return ("momentum", "velocity") + (("velocity_hat",) if self.amsgrad else ())
 
     def leaf_update(
-        self, g: jax.Array, slots: dict[str, jax.Array], lr: jax.Array, step: jax.Array
+        self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext
     ) -> tuple[jax.Array, dict[str, Any]]:
         dtype = g.dtype
-        t = (step + 1).astype(dtype)
+        t = (ctx.step + 1).astype(dtype)
         alpha = adam_step_size(
-            lr, jnp.asarray(self.beta_1, dtype), jnp.asarray(self.beta_2, dtype), t
+            ctx.lr_as(dtype), jnp.asarray(self.beta_1, dtype), jnp.asarray(self.beta_2, dtype), t
         )
         in_dtype = dtype if self._complement_in_leaf_dtype else None
         new = {

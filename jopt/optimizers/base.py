@@ -16,12 +16,12 @@ import jax
 import jax.numpy as jnp
 
 from jopt import schedules
-from jopt.base import OptimizerState
+from jopt.base import OptimizerState, StepContext
 from jopt.pytrees import check_float_leaves, check_same_tree
 from jopt.transforms.learning_rate import rate_at
 from jopt.validation import check_number
 
-__all__ = ["LearningRate", "Optimizer", "default", "resolve_learning_rate"]
+__all__ = ["LearningRate", "Optimizer", "StepContext", "default", "resolve_learning_rate"]
 
 PyTree = Any
 LearningRate = float | Callable[[Any], Any]
@@ -157,13 +157,21 @@ class Optimizer:
         """Names of the per-parameter slots, Keras's names (``"momentum"``, ``"velocity"``)."""
         return ()
 
-    def leaf_update(
-        self, g: jax.Array, slots: dict[str, jax.Array], lr: jax.Array, step: jax.Array
-    ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """One leaf's update ``params += update`` and new slots.
+    def init_scalars(self) -> dict[str, jax.Array]:
+        """Optimizer-wide values kept in the state besides the step (e.g. a running product)."""
+        return {}
 
-        ``g`` and ``lr`` are already in the leaf's dtype; ``step`` is the int32 number of
-        updates applied before this one.
+    def begin_step(self, ctx: StepContext) -> StepContext:
+        """Computes once per step what every leaf shares; may replace ``ctx.scalars``."""
+        return ctx
+
+    def leaf_update(
+        self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """One leaf's update (``param += update``) and its new slots.
+
+        ``g`` is already in the leaf's dtype; ``p`` is the param leaf, or ``None`` when
+        ``update`` was called without params.
         """
         raise NotImplementedError
 
@@ -185,7 +193,7 @@ class Optimizer:
             hyperparams = {"learning_rate_scale": jnp.ones([], jnp.float32)}
         else:
             hyperparams = {"learning_rate": jnp.asarray(self.learning_rate, jnp.float32)}
-        return OptimizerState(jnp.zeros([], jnp.int32), hyperparams, slots)
+        return OptimizerState(jnp.zeros([], jnp.int32), hyperparams, slots, self.init_scalars())
 
     def update(
         self, grads: PyTree, state: OptimizerState, params: PyTree | None = None, **extra: Any
@@ -209,16 +217,18 @@ class Optimizer:
         g_leaves = treedef.flatten_up_to(grads)
         ref_leaves = treedef.flatten_up_to(reference)
         slot_leaves = {name: treedef.flatten_up_to(state.slots[name]) for name in names}
-        lr = self.rate(state.step, state.hyperparams)
+        p_leaves = treedef.flatten_up_to(params) if params is not None else [None] * len(g_leaves)
+        ctx = self.begin_step(
+            StepContext(state.step, self.rate(state.step, state.hyperparams), state.scalars)
+        )
 
         updates, new_slots = [], {name: [] for name in names}
         for i, (g, ref) in enumerate(zip(g_leaves, ref_leaves, strict=True)):
-            dtype = jnp.result_type(ref)
             u, s = self.leaf_update(
-                jnp.asarray(g).astype(dtype),
+                jnp.asarray(g).astype(jnp.result_type(ref)),
+                p_leaves[i],
                 {name: slot_leaves[name][i] for name in names},
-                lr.astype(dtype),
-                state.step,
+                ctx,
             )
             updates.append(u)
             for name in names:
@@ -228,6 +238,7 @@ class Optimizer:
             step,
             state.hyperparams,
             {name: treedef.unflatten(new_slots[name]) for name in names},
+            ctx.scalars,
         )
 
     def _check_state(self, state: Any) -> None:

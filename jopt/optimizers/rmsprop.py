@@ -7,6 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jopt.base import StepContext
 from jopt.optimizers.base import (
     LearningRate,
     Optimizer,
@@ -95,8 +96,9 @@ class RMSprop(Optimizer):
         )
 
     def leaf_update(
-        self, g: jax.Array, slots: dict[str, jax.Array], lr: jax.Array, step: jax.Array
+        self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext
     ) -> tuple[jax.Array, dict[str, Any]]:
+        lr = ctx.lr_as(g.dtype)
         one_minus_rho = complement(self.rho)
         new: dict[str, Any] = {
             "velocity": ema_mix(slots["velocity"], jnp.square(g), self.rho, one_minus_rho)

@@ -6,6 +6,7 @@ from typing import Any
 
 import jax
 
+from jopt.base import StepContext
 from jopt.optimizers.base import (
     LearningRate,
     Optimizer,
@@ -78,8 +79,9 @@ class SGD(Optimizer):
         return ("momentum",) if self.momentum != 0 else ()
 
     def leaf_update(
-        self, g: jax.Array, slots: dict[str, jax.Array], lr: jax.Array, step: jax.Array
+        self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext
     ) -> tuple[jax.Array, dict[str, Any]]:
+        lr = ctx.lr_as(g.dtype)
         if self.momentum == 0:
             return -(g * lr), {}
         m = jax.numpy.asarray(self.momentum, g.dtype)
