@@ -29,10 +29,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from typing_extensions import Unpack
 
 from jopt import optimizers
 from jopt.base import StepContext
 from jopt.optimizers.base import LearningRate, default
+from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.moments import complement, ema_mix, ema_step
 from jopt.transforms.momentum import heavy_ball
 
@@ -85,14 +87,9 @@ class RMSprop(optimizers.RMSprop):
         momentum: float | None = 0.0,
         epsilon: float | None = 1e-7,
         centered: bool = False,
-        *,
-        lr: LearningRate | None = None,
-        decay: float | None = 0.0,
-        name: str | None = None,
+        **options: Unpack[OptimizerOptions],
     ) -> None:
-        super().__init__(
-            learning_rate, rho, momentum, epsilon or None, centered, lr=lr, decay=decay, name=name
-        )
+        super().__init__(learning_rate, rho, momentum, epsilon or None, centered, **options)
 
     def leaf_update(
         self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext
@@ -146,11 +143,6 @@ class Adam(optimizers.Adam):
         beta_2: float = 0.999,
         epsilon: float | None = 1e-7,
         amsgrad: bool = False,
-        *,
-        lr: LearningRate | None = None,
-        decay: float | None = 0.0,
-        name: str | None = None,
+        **options: Unpack[OptimizerOptions],
     ) -> None:
-        super().__init__(
-            learning_rate, beta_1, beta_2, epsilon or None, amsgrad, lr=lr, decay=decay, name=name
-        )
+        super().__init__(learning_rate, beta_1, beta_2, epsilon or None, amsgrad, **options)

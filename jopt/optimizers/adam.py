@@ -6,15 +6,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from typing_extensions import Unpack
 
 from jopt.base import StepContext
-from jopt.optimizers.base import (
-    LearningRate,
-    Optimizer,
-    check_decay,
-    default,
-    resolve_learning_rate,
-)
+from jopt.optimizers.base import LearningRate, Optimizer, default
+from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.learning_rate import adam_step_size
 from jopt.transforms.moments import complement, ema_step
 from jopt.validation import check_bool, check_number
@@ -71,19 +67,17 @@ class Adam(Optimizer):
         beta_2: float = 0.999,
         epsilon: float | None = 1e-7,
         amsgrad: bool = False,
-        *,
-        lr: LearningRate | None = None,
-        decay: float | None = 0.0,
-        name: str | None = None,
+        **options: Unpack[OptimizerOptions],
     ) -> None:
         super().__init__(
-            learning_rate=resolve_learning_rate(learning_rate, lr),
-            beta_1=check_number("beta_1", beta_1, 0.0, 1.0, high_open=True),
-            beta_2=check_number("beta_2", beta_2, 0.0, 1.0, high_open=True),
-            epsilon=1e-7 if epsilon is None else check_number("epsilon", epsilon, low=0.0),
-            amsgrad=check_bool("amsgrad", amsgrad),
-            decay=check_decay(decay),
-            name=self.keras_name if name is None else name,
+            learning_rate,
+            dict(
+                beta_1=check_number("beta_1", beta_1, 0.0, 1.0, high_open=True),
+                beta_2=check_number("beta_2", beta_2, 0.0, 1.0, high_open=True),
+                epsilon=1e-7 if epsilon is None else check_number("epsilon", epsilon, low=0.0),
+                amsgrad=check_bool("amsgrad", amsgrad),
+            ),
+            options,
         )
 
     def slot_names(self) -> tuple[str, ...]:

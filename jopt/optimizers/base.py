@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from jopt import schedules
 from jopt.base import OptimizerState, StepContext
+from jopt.optimizers.options import OPTION_DEFAULTS, validate_options
 from jopt.pytrees import check_float_leaves, check_same_tree
 from jopt.transforms.learning_rate import rate_at
 from jopt.validation import check_number
@@ -27,20 +28,6 @@ PyTree = Any
 LearningRate = float | Callable[[Any], Any]
 
 _INT32_MAX = jnp.iinfo(jnp.int32).max
-
-
-# Keras 3's base-optimizer options with their "off" values, as its configs write them.
-_KERAS_BASE_OPTIONS: dict[str, Any] = {
-    "weight_decay": None,
-    "clipnorm": None,
-    "global_clipnorm": None,
-    "clipvalue": None,
-    "use_ema": False,
-    "ema_momentum": 0.99,
-    "ema_overwrite_frequency": None,
-    "loss_scale_factor": None,
-    "gradient_accumulation_steps": None,
-}
 
 
 class _Default(float):
@@ -73,8 +60,11 @@ def check_decay(decay: Any) -> float:
 class Optimizer:
     """Base class: frozen, hashable configuration plus ``init`` / ``update``.
 
-    Subclasses call ``super().__init__(**config)`` with their validated arguments in
-    signature order, and define :meth:`slot_names` and :meth:`leaf_update`.
+    A subclass's ``__init__`` validates its rule's arguments and calls
+    ``super().__init__(learning_rate, rule, options)`` with them in signature order
+    (``rule``) and the user's ``**options`` (:class:`~jopt.optimizers.options.OptimizerOptions`);
+    it defines :meth:`slot_names` and :meth:`leaf_update`, and if it needs them
+    :meth:`init_scalars` and :meth:`begin_step`.
     """
 
     #: Keras's default ``name`` (its auto name, without the per-process counter).
@@ -85,10 +75,29 @@ class Optimizer:
     name: str
     _config: tuple[tuple[str, Any], ...]
 
-    def __init__(self, **config: Any) -> None:
+    def __init__(self, learning_rate: Any, rule: dict[str, Any], options: dict[str, Any]) -> None:
+        options = dict(options)
+        lr = options.pop("lr", None)
+        decay = options.pop("decay", 0.0)
+        name = options.pop("name", None)
+        config = {
+            "learning_rate": resolve_learning_rate(learning_rate, lr),
+            **rule,
+            **validate_options(options),
+            "decay": check_decay(decay),
+            "name": self.keras_name if name is None else name,
+        }
+        unsupported = [
+            k for k in OPTION_DEFAULTS if k in self._pending and config[k] != OPTION_DEFAULTS[k]
+        ]
+        if unsupported:
+            raise NotImplementedError(f"{', '.join(unsupported)}: not supported yet by jopt")
         for key, value in config.items():
             object.__setattr__(self, key, value)
         object.__setattr__(self, "_config", tuple(config.items()))
+
+    # Base options validated but not wired into update yet.
+    _pending: ClassVar[frozenset[str]] = frozenset(OPTION_DEFAULTS)
 
     # ---- configuration: frozen, hashable, readable ----------------------------------
 
@@ -107,11 +116,11 @@ class Optimizer:
 
     def __repr__(self) -> str:
         params = inspect.signature(type(self).__init__).parameters
+        defaults = {k: p.default for k, p in params.items()} | OPTION_DEFAULTS
+        defaults |= {"decay": 0.0, "name": self.keras_name}
         shown = []
         for key, value in self._config:
-            default_value = params[key].default if key in params else inspect.Parameter.empty
-            if key == "name":
-                default_value = self.keras_name
+            default_value = defaults.get(key, inspect.Parameter.empty)
             if default_value is inspect.Parameter.empty or value != default_value:
                 shown.append(f"{key}={value!r}")
         return f"{type(self).__name__}({', '.join(shown)})"
@@ -131,24 +140,18 @@ class Optimizer:
         config = dict(self._config)
         if isinstance(self.learning_rate, schedules.LearningRateSchedule):
             config["learning_rate"] = schedules.serialize(self.learning_rate)
-        if config.get("decay") == 0.0:
-            del config["decay"]  # Keras 3 has no decay; keep its config unless it is used
+        # jopt's extras are written only when used, so the rest is exactly Keras's dict.
+        for key, off in (("decay", 0.0), ("exclude_from_weight_decay", None)):
+            if config[key] == off:
+                del config[key]
         return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Optimizer:
         """Rebuilds an optimizer from :meth:`get_config`'s (or Keras's) dict.
 
-        Keras's base options may appear at their defaults (Keras writes them all);
-        one that is set raises ``ValueError`` naming it rather than being dropped.
+        Keras's base options are taken with their Keras meaning.
         """
-        config = dict(config)
-        for key, off in _KERAS_BASE_OPTIONS.items():
-            if key in config and config.pop(key) != off:
-                raise ValueError(
-                    f"{cls.__name__} config sets {key}, a Keras base option jopt does "
-                    "not support yet; remove it or build the optimizer without it"
-                )
         return cls(**config)
 
     # ---- the rule: what a subclass writes ---------------------------------------------

@@ -6,15 +6,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from typing_extensions import Unpack
 
 from jopt.base import StepContext
-from jopt.optimizers.base import (
-    LearningRate,
-    Optimizer,
-    check_decay,
-    default,
-    resolve_learning_rate,
-)
+from jopt.optimizers.base import LearningRate, Optimizer, default
+from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.moments import complement, ema_mix
 from jopt.transforms.momentum import heavy_ball
 from jopt.validation import check_bool, check_number
@@ -73,19 +69,17 @@ class RMSprop(Optimizer):
         momentum: float | None = 0.0,
         epsilon: float | None = 1e-7,
         centered: bool = False,
-        *,
-        lr: LearningRate | None = None,
-        decay: float | None = 0.0,
-        name: str | None = None,
+        **options: Unpack[OptimizerOptions],
     ) -> None:
         super().__init__(
-            learning_rate=resolve_learning_rate(learning_rate, lr),
-            rho=check_number("rho", rho, 0.0, 1.0, high_open=True),
-            momentum=0.0 if momentum is None else check_number("momentum", momentum, 0.0, 1.0),
-            epsilon=1e-7 if epsilon is None else check_number("epsilon", epsilon, low=0.0),
-            centered=check_bool("centered", centered),
-            decay=check_decay(decay),
-            name=self.keras_name if name is None else name,
+            learning_rate,
+            dict(
+                rho=check_number("rho", rho, 0.0, 1.0, high_open=True),
+                momentum=0.0 if momentum is None else check_number("momentum", momentum, 0.0, 1.0),
+                epsilon=1e-7 if epsilon is None else check_number("epsilon", epsilon, low=0.0),
+                centered=check_bool("centered", centered),
+            ),
+            options,
         )
 
     def slot_names(self) -> tuple[str, ...]:

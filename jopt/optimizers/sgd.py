@@ -5,15 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+from typing_extensions import Unpack
 
 from jopt.base import StepContext
-from jopt.optimizers.base import (
-    LearningRate,
-    Optimizer,
-    check_decay,
-    default,
-    resolve_learning_rate,
-)
+from jopt.optimizers.base import LearningRate, Optimizer, default
+from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.momentum import nesterov_update, velocity
 from jopt.validation import check_bool, check_number
 
@@ -62,17 +58,15 @@ class SGD(Optimizer):
         learning_rate: LearningRate = default(0.01),
         momentum: float | None = 0.0,
         nesterov: bool = False,
-        *,
-        lr: LearningRate | None = None,
-        decay: float | None = 0.0,
-        name: str | None = None,
+        **options: Unpack[OptimizerOptions],
     ) -> None:
         super().__init__(
-            learning_rate=resolve_learning_rate(learning_rate, lr),
-            momentum=0.0 if momentum is None else check_number("momentum", momentum, 0.0, 1.0),
-            nesterov=check_bool("nesterov", nesterov),
-            decay=check_decay(decay),
-            name=self.keras_name if name is None else name,
+            learning_rate,
+            dict(
+                momentum=0.0 if momentum is None else check_number("momentum", momentum, 0.0, 1.0),
+                nesterov=check_bool("nesterov", nesterov),
+            ),
+            options,
         )
 
     def slot_names(self) -> tuple[str, ...]:

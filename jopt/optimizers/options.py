@@ -1,0 +1,111 @@
+"""The options every optimizer takes, besides its own rule's arguments: Keras's base options.
+
+They share one definition (a ``TypedDict``, so ``**options`` stays typed) and one
+validation, so each optimizer module lists only its rule's arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypedDict
+
+from jopt.validation import check_bool, check_number
+
+__all__ = ["OPTION_DEFAULTS", "OptimizerOptions", "validate_options"]
+
+
+class OptimizerOptions(TypedDict, total=False):
+    """Keyword options of every optimizer, with Keras 3's names and defaults.
+
+    * ``lr``: tf.keras 2's alias of ``learning_rate`` (giving both is a ``TypeError``).
+    * ``decay``: tf.keras 2's time-based decay ``lr_t / (1 + decay * t)``, >= 0; default 0.
+    * ``name``: Keras's name; default: Keras's auto name for the class.
+    * ``weight_decay``: decoupled decay ``w -= lr * weight_decay * w`` before the update.
+    * ``clipnorm``, ``clipvalue``, ``global_clipnorm``: gradient clipping (at most one).
+    * ``use_ema``, ``ema_momentum`` (0.99), ``ema_overwrite_frequency``: an exponential
+      moving average of the params kept in the state.
+    * ``loss_scale_factor``: gradients are divided by it first.
+    * ``gradient_accumulation_steps``: apply the mean gradient every k calls.
+    * ``exclude_from_weight_decay``: param path names, or a predicate on the path
+      string, whose leaves get no weight decay.
+    """
+
+    lr: Any
+    decay: float | None
+    name: str | None
+    weight_decay: float | None
+    clipnorm: float | None
+    clipvalue: float | None
+    global_clipnorm: float | None
+    use_ema: bool
+    ema_momentum: float
+    ema_overwrite_frequency: int | None
+    loss_scale_factor: float | None
+    gradient_accumulation_steps: int | None
+    exclude_from_weight_decay: Sequence[str] | Callable[[str], bool] | None
+
+
+# The options stored in the config (lr, decay and name are resolved by the base class).
+OPTION_DEFAULTS: dict[str, Any] = {
+    "weight_decay": None,
+    "clipnorm": None,
+    "global_clipnorm": None,
+    "clipvalue": None,
+    "use_ema": False,
+    "ema_momentum": 0.99,
+    "ema_overwrite_frequency": None,
+    "loss_scale_factor": None,
+    "gradient_accumulation_steps": None,
+    "exclude_from_weight_decay": None,
+}
+
+
+def _optional(name: str, value: Any, **bounds: Any) -> float | None:
+    return None if value is None else check_number(name, value, **bounds)
+
+
+def _optional_int(name: str, value: Any, low: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be None or an integer >= {low}, got {value!r}")
+    return value
+
+
+def validate_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Returns every option, validated, in a fixed order; raises naming a bad one."""
+    unknown = set(options) - set(OPTION_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+    o = OPTION_DEFAULTS | options
+    clips = [k for k in ("clipnorm", "clipvalue", "global_clipnorm") if o[k] is not None]
+    if len(clips) > 1:
+        raise ValueError(f"set at most one of clipnorm, clipvalue, global_clipnorm; got {clips}")
+    exclude = o["exclude_from_weight_decay"]
+    if exclude is not None and not callable(exclude):
+        if isinstance(exclude, str) or not all(isinstance(n, str) for n in exclude):
+            raise TypeError(
+                "exclude_from_weight_decay must be a sequence of path names or a "
+                f"predicate on the path string, got {exclude!r:.100}"
+            )
+        exclude = tuple(exclude)  # hashable
+    return {
+        "weight_decay": _optional("weight_decay", o["weight_decay"], low=0.0),
+        "clipnorm": _optional("clipnorm", o["clipnorm"], low=0.0, low_open=True),
+        "global_clipnorm": _optional(
+            "global_clipnorm", o["global_clipnorm"], low=0.0, low_open=True
+        ),
+        "clipvalue": _optional("clipvalue", o["clipvalue"], low=0.0, low_open=True),
+        "use_ema": check_bool("use_ema", o["use_ema"]),
+        "ema_momentum": check_number("ema_momentum", o["ema_momentum"], 0.0, 1.0),
+        "ema_overwrite_frequency": _optional_int(
+            "ema_overwrite_frequency", o["ema_overwrite_frequency"], 1
+        ),
+        "loss_scale_factor": _optional(
+            "loss_scale_factor", o["loss_scale_factor"], low=0.0, low_open=True
+        ),
+        "gradient_accumulation_steps": _optional_int(
+            "gradient_accumulation_steps", o["gradient_accumulation_steps"], 2
+        ),
+        "exclude_from_weight_decay": exclude,
+    }
