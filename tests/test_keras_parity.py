@@ -12,14 +12,14 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
 
 import jopt
-from tests.problems import STEPS, make_problem, relative_error
+from tests.keras_oracle import jopt_run, keras_run
+from tests.problems import make_problem, relative_error
 
 # Compiled: XLA fuses and reassociates a few ops, so allow float32 rounding accumulated
 # over 25 steps, a few ulps of O(1) values (measured worst: 3.6e-7). Eager runs the same
@@ -140,39 +140,7 @@ CASES: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = [
 
 @functools.cache
 def keras_trajectory(case_id: str, dtype: str = "float32") -> list[np.ndarray]:
-    """Runs the Keras optimizer of ``case_id``; returns each variable's value after each step."""
-    make_keras = {c[0]: c[2] for c in CASES}[case_id]
-    init, grads = make_problem()
-    variables = [keras.Variable(x, dtype=dtype) for x in init]
-    opt = make_keras()
-    out: list[list[np.ndarray]] = [[] for _ in variables]
-    for t in range(STEPS):
-        opt.apply_gradients(
-            [(jnp.asarray(g[t], dtype), v) for g, v in zip(grads, variables, strict=True)]
-        )
-        for j, v in enumerate(variables):
-            out[j].append(np.asarray(v.value.astype(jnp.float32)))
-    return [np.stack(o) for o in out]
-
-
-def jopt_trajectory(opt: Any, mode: str, dtype: Any = jnp.float32) -> list[np.ndarray]:
-    """jopt's trajectory through ``apply_gradients`` ("compiled") or ``update`` ("eager")."""
-    init, grads = make_problem()
-    params = [jnp.asarray(x, dtype) for x in init]
-    state = opt.init(params)
-    out: list[list[np.ndarray]] = [[] for _ in params]
-    for t in range(STEPS):
-        g_t = [jnp.asarray(g[t], dtype) for g in grads]
-        if mode == "compiled":
-            params, state = opt.apply_gradients(g_t, state, params)
-        else:
-            with jax.disable_jit():
-                updates, state = opt.update(g_t, state, params)
-                params = jopt.apply_updates(params, updates)
-        for j, p in enumerate(params):
-            assert p.dtype == dtype
-            out[j].append(np.asarray(p.astype(jnp.float32)))
-    return [np.stack(o) for o in out]
+    return keras_run({c[0]: c[2] for c in CASES}[case_id], dtype)
 
 
 @pytest.mark.parametrize("mode", ["compiled", "eager"])
@@ -180,7 +148,7 @@ def jopt_trajectory(opt: Any, mode: str, dtype: Any = jnp.float32) -> list[np.nd
 def test_matches_keras_step_for_step(case_id: str, mode: str) -> None:
     make_jopt = {c[0]: c[1] for c in CASES}[case_id]
     expected = keras_trajectory(case_id)
-    actual = jopt_trajectory(make_jopt(), mode)
+    actual = jopt_run(make_jopt(), mode)
     for j, (a, e) in enumerate(zip(actual, expected, strict=True)):
         assert np.all(np.isfinite(e))
         err = relative_error(a, e)
@@ -194,7 +162,7 @@ def test_bfloat16_params_match_keras_and_keep_dtype(case_id: str) -> None:
     """With bfloat16 variables Keras keeps slots and arithmetic in bfloat16; so does jopt."""
     make_jopt = {c[0]: c[1] for c in CASES}[case_id]
     expected = keras_trajectory(case_id, "bfloat16")
-    actual = jopt_trajectory(make_jopt(), "compiled", jnp.bfloat16)
+    actual = jopt_run(make_jopt(), "compiled", jnp.bfloat16)
     for a, e in zip(actual, expected, strict=True):
         # One bfloat16 ulp of slack for XLA fusing bf16 ops differently (measured: 0).
         assert relative_error(a, e) <= 2.0**-8
