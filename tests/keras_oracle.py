@@ -16,7 +16,6 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-import jopt
 from tests.problems import SHAPES, STEPS, make_problem
 
 
@@ -25,19 +24,43 @@ def keras_run(
     dtype: str = "float32",
     shapes: Sequence[tuple[int, ...]] = SHAPES,
     steps: int = STEPS,
+    configure: Callable[[Any, list[Any]], None] | None = None,
+    final: Callable[[Any], Any] | None = None,
+    stateless: bool = False,
 ) -> list[np.ndarray]:
-    """Each variable's value (as float32) after each of ``steps`` Keras updates."""
+    """Each variable's value (as float32) after each of ``steps`` Keras updates.
+
+    ``configure(opt, variables)`` runs once before the first step (e.g. to exclude
+    variables from weight decay); ``final(opt)``, if given, is appended to the result
+    (e.g. Keras's moving averages after the last step). ``stateless=True`` runs Keras's
+    ``stateless_apply`` under ``jax.jit``, the path ``model.fit`` takes on the JAX
+    backend (and the fast one where eager Keras re-traces a ``lax.cond`` every step).
+    """
     init, grads = make_problem(shapes=tuple(shapes), steps=steps)
-    variables = [keras.Variable(x, dtype=dtype) for x in init]
+    variables = [keras.Variable(x, dtype=dtype, name=f"v{j}") for j, x in enumerate(init)]
     opt = make_keras()
+    if configure is not None:
+        opt.build(variables)
+        configure(opt, variables)
     out: list[list[np.ndarray]] = [[] for _ in variables]
+    if stateless:
+        opt.build(variables)
+        step = jax.jit(opt.stateless_apply)
+        opt_values = [v.value for v in opt.variables]
     for t in range(steps):
-        opt.apply_gradients(
-            [(jnp.asarray(g[t], dtype), v) for g, v in zip(grads, variables, strict=True)]
-        )
+        g_t = [jnp.asarray(g[t], dtype) for g in grads]
+        if stateless:
+            values, opt_values = step(opt_values, g_t, [v.value for v in variables])
+            for v, value in zip(variables, values, strict=True):
+                v.assign(value)
+            for v, value in zip(opt.variables, opt_values, strict=True):
+                v.assign(value)
+        else:
+            opt.apply_gradients(list(zip(g_t, variables, strict=True)))
         for j, v in enumerate(variables):
             out[j].append(np.asarray(jnp.asarray(v.value).astype(jnp.float32)))
-    return [np.stack(o) for o in out]
+    result = [np.stack(o) for o in out]
+    return result if final is None else [*result, final(opt)]
 
 
 def jopt_run(
@@ -46,8 +69,10 @@ def jopt_run(
     dtype: Any = jnp.float32,
     shapes: Sequence[tuple[int, ...]] = SHAPES,
     steps: int = STEPS,
+    final: Callable[[Any, Any], Any] | None = None,
 ) -> list[np.ndarray]:
-    """jopt's twin of :func:`keras_run`; ``mode`` is ``"compiled"`` or ``"eager"``."""
+    """jopt's twin of :func:`keras_run`; ``mode`` is ``"compiled"`` (``apply_gradients``)
+    or ``"eager"`` (``apply`` under ``jax.disable_jit``, op by op as Keras runs)."""
     init, grads = make_problem(shapes=tuple(shapes), steps=steps)
     params = [jnp.asarray(x, dtype) for x in init]
     state = opt.init(params)
@@ -58,9 +83,9 @@ def jopt_run(
             params, state = opt.apply_gradients(g_t, state, params)
         else:
             with jax.disable_jit():
-                updates, state = opt.update(g_t, state, params)
-                params = jopt.apply_updates(params, updates)
+                params, state = opt.apply(g_t, state, params)
         for j, p in enumerate(params):
             assert p.dtype == dtype, f"param {j} became {p.dtype}"
             out[j].append(np.asarray(p.astype(jnp.float32)))
-    return [np.stack(o) for o in out]
+    result = [np.stack(o) for o in out]
+    return result if final is None else [*result, final(opt, state)]

@@ -22,7 +22,8 @@ def make_problem(
     grads = []
     for s in shapes:
         g = rng.standard_normal((steps, *s)) * 10.0 ** rng.uniform(-4, 0.5, (steps, *s))
-        g[steps - 10 :] *= 0.3 ** np.arange(1, 11).reshape((10,) + (1,) * len(s))
+        tail = min(10, steps)
+        g[steps - tail :] *= 0.3 ** np.arange(1, tail + 1).reshape((tail,) + (1,) * len(s))
         g.reshape(steps, -1)[3, 0] = 0.0
         grads.append(g.astype(np.float32))
     return init, grads

@@ -19,7 +19,10 @@ from jopt import schedules
 from jopt.base import OptimizerState, StepContext
 from jopt.optimizers.options import OPTION_DEFAULTS, validate_options
 from jopt.pytrees import check_float_leaves, check_same_tree
+from jopt.transforms.averaging import every, param_average
+from jopt.transforms.clipping import clip_by_global_norm, clip_by_norm, clip_by_value
 from jopt.transforms.learning_rate import rate_at
+from jopt.transforms.weight_decay import decay_weights, uses_weight_decay
 from jopt.validation import check_number
 
 __all__ = ["LearningRate", "Optimizer", "StepContext", "default", "resolve_learning_rate"]
@@ -97,7 +100,7 @@ class Optimizer:
         object.__setattr__(self, "_config", tuple(config.items()))
 
     # Base options validated but not wired into update yet.
-    _pending: ClassVar[frozenset[str]] = frozenset(OPTION_DEFAULTS)
+    _pending: ClassVar[frozenset[str]] = frozenset()
 
     # ---- configuration: frozen, hashable, readable ----------------------------------
 
@@ -180,6 +183,15 @@ class Optimizer:
 
     # ---- the protocol -----------------------------------------------------------------
 
+    def all_slot_names(self) -> tuple[str, ...]:
+        """The rule's slots, then those of the base options (``"gradient_accumulator"``,
+        ``"average"``), all shaped like the params."""
+        return (
+            self.slot_names()
+            + (("gradient_accumulator",) if self.gradient_accumulation_steps else ())
+            + (("average",) if self.use_ema else ())
+        )
+
     def init(self, params: PyTree) -> OptimizerState:
         """Returns the initial state: step 0, live hyperparameters, zeroed slots.
 
@@ -191,7 +203,7 @@ class Optimizer:
         def zeros(p: Any) -> jax.Array:
             return jnp.zeros(jnp.shape(p), jnp.result_type(p))
 
-        slots = {name: jax.tree.map(zeros, params) for name in self.slot_names()}
+        slots = {name: jax.tree.map(zeros, params) for name in self.all_slot_names()}
         if callable(self.learning_rate):
             hyperparams = {"learning_rate_scale": jnp.ones([], jnp.float32)}
         else:
@@ -203,46 +215,132 @@ class Optimizer:
     ) -> tuple[PyTree, OptimizerState]:
         """Returns ``(updates, new_state)``; apply with ``jopt.apply_updates(params, updates)``.
 
+        ``params`` is needed by rules and options that read the weights (weight decay,
+        EMA, Lamb...). When the new params are wanted anyway, :meth:`apply` computes
+        them exactly as Keras does (``updates`` are their difference from the old
+        params, which can differ from Keras by a float32 rounding once weight decay or
+        an EMA overwrite is on).
+
         Raises:
             TypeError: ``state`` is not this optimizer's state.
             ValueError: ``grads`` differ from the params (or the slots made from them),
                 naming the first differing path.
         """
         del extra  # optax's extra-args protocol; these rules need none
+        updates, _, state = self._run(grads, state, params, want_params=False)
+        return updates, state
+
+    def apply(
+        self, grads: PyTree, state: OptimizerState, params: PyTree
+    ) -> tuple[PyTree, OptimizerState]:
+        """Returns ``(new_params, new_state)``: one update applied, with Keras's arithmetic.
+
+        Keras's ``optimizer.apply(grads, variables)``, functional: a pure function, eager
+        or inside ``jax.jit``; :meth:`apply_gradients` is its compiled, cached form.
+
+        Example:
+            >>> import jax.numpy as jnp, jopt
+            >>> opt = jopt.SGD(0.1, weight_decay=0.5)
+            >>> params = {"w": jnp.array([1.0])}
+            >>> opt.apply({"w": jnp.array([1.0])}, opt.init(params), params)[0]["w"]
+            Array([0.84999996], dtype=float32)
+        """
+        _, new_params, state = self._run(grads, state, params, want_params=True)
+        return new_params, state
+
+    def _run(
+        self, grads: PyTree, state: OptimizerState, params: PyTree | None, want_params: bool
+    ) -> tuple[PyTree, PyTree, OptimizerState]:
+        """The whole update, in Keras's order: unscale, accumulate, clip, decay the
+        weights, the rule, average the params; returns (updates, new params, state)."""
         self._check_state(state)
-        names = self.slot_names()
-        if names:
-            check_same_tree(state.slots[names[0]], grads, "params", "grads")
+        names, all_names = self.slot_names(), self.all_slot_names()
+        if all_names:
+            check_same_tree(state.slots[all_names[0]], grads, "params", "grads")
         if params is not None:
             check_same_tree(params, grads, "params", "grads")
-        reference = state.slots[names[0]] if names else params if params is not None else grads
-        treedef = jax.tree.structure(grads)
-        g_leaves = treedef.flatten_up_to(grads)
-        ref_leaves = treedef.flatten_up_to(reference)
-        slot_leaves = {name: treedef.flatten_up_to(state.slots[name]) for name in names}
-        p_leaves = treedef.flatten_up_to(params) if params is not None else [None] * len(g_leaves)
-        ctx = self.begin_step(
-            StepContext(state.step, self.rate(state.step, state.hyperparams), state.scalars)
-        )
-
-        updates, new_slots = [], {name: [] for name in names}
-        for i, (g, ref) in enumerate(zip(g_leaves, ref_leaves, strict=True)):
-            u, s = self.leaf_update(
-                jnp.asarray(g).astype(jnp.result_type(ref)),
-                p_leaves[i],
-                {name: slot_leaves[name][i] for name in names},
-                ctx,
+        elif want_params or self.weight_decay or self.use_ema:
+            raise ValueError(
+                f"{type(self).__name__} with weight_decay or use_ema needs params: "
+                "call update(grads, state, params)"
             )
+        flat, treedef = jax.tree_util.tree_flatten_with_path(grads)
+        paths = [jax.tree_util.keystr(path) for path, _ in flat]
+        ref = state.slots[all_names[0]] if all_names else params if params is not None else grads
+        dtypes = [jnp.result_type(x) for x in treedef.flatten_up_to(ref)]
+        g = [jnp.asarray(x).astype(d) for (_, x), d in zip(flat, dtypes, strict=True)]
+        p = treedef.flatten_up_to(params) if params is not None else [None] * len(g)
+        slots = {n: treedef.flatten_up_to(state.slots[n]) for n in all_names}
+        new_slots: dict[str, list[Any]] = {n: [] for n in all_names}
+
+        raw = state.step
+        k = self.gradient_accumulation_steps
+        applied = raw // k if k else raw  # Keras's `iterations`; schedules read `raw`
+        lr = self.rate(raw, state.hyperparams)
+        if self.loss_scale_factor is not None:
+            g = [x / self.loss_scale_factor for x in g]
+        if k:
+            is_update = (raw + 1) % k == 0
+            acc = slots["gradient_accumulator"]
+            new_slots["gradient_accumulator"] = [
+                jnp.where(is_update, jnp.zeros_like(a), x + a) for x, a in zip(g, acc, strict=True)
+            ]
+            g = [jnp.where(is_update, (x + a) / k, x) for x, a in zip(g, acc, strict=True)]
+        g = self._clip(g)
+
+        ctx = self.begin_step(StepContext(applied, lr, state.scalars))
+        updates, new_p = [], []
+        for i, (gi, pi) in enumerate(zip(g, p, strict=True)):
+            base = pi
+            if self.weight_decay and uses_weight_decay(paths[i], self.exclude_from_weight_decay):
+                dtype = dtypes[i]
+                base = decay_weights(pi, jnp.asarray(self.weight_decay, dtype), lr.astype(dtype))
+            u, s = self.leaf_update(gi, base, {n: slots[n][i] for n in names}, ctx)
+            for n in names:
+                new_slots[n].append(s[n] if not k else jnp.where(is_update, s[n], slots[n][i]))
+            if k:
+                u = jnp.where(is_update, u, jnp.zeros_like(u))
+                base = pi if base is None else jnp.where(is_update, base, pi)
             updates.append(u)
-            for name in names:
-                new_slots[name].append(s[name])
-        step = jnp.where(state.step < _INT32_MAX, state.step + 1, state.step)
-        return treedef.unflatten(updates), OptimizerState(
+            new_p.append(None if base is None else (base + u).astype(dtypes[i]))
+        scalars = ctx.scalars
+        if k:
+            scalars = jax.tree.map(
+                lambda new, old: jnp.where(is_update, new, old), ctx.scalars, state.scalars
+            )
+        if self.use_ema:
+            new_slots["average"] = [
+                param_average(a, x, self.ema_momentum, applied)
+                for a, x in zip(slots["average"], new_p, strict=True)
+            ]
+            overwrite = every(self.ema_overwrite_frequency, applied)
+            if self.ema_overwrite_frequency:
+                new_p = [
+                    jnp.where(overwrite, a, x)
+                    for a, x in zip(new_slots["average"], new_p, strict=True)
+                ]
+        if self.weight_decay or (self.use_ema and self.ema_overwrite_frequency):
+            updates = [(x - pi).astype(pi.dtype) for x, pi in zip(new_p, p, strict=True)]
+
+        step = jnp.where(raw < _INT32_MAX, raw + 1, raw)
+        new_state = OptimizerState(
             step,
             state.hyperparams,
-            {name: treedef.unflatten(new_slots[name]) for name in names},
-            ctx.scalars,
+            {n: treedef.unflatten(new_slots[n]) for n in all_names},
+            scalars,
         )
+        new_params = treedef.unflatten(new_p) if want_params else None
+        return treedef.unflatten(updates), new_params, new_state
+
+    def _clip(self, g: list[jax.Array]) -> list[jax.Array]:
+        """Keras's clipping, in its order of precedence (at most one is set)."""
+        if self.clipnorm:
+            return [clip_by_norm(x, self.clipnorm) for x in g]
+        if self.global_clipnorm:
+            return clip_by_global_norm(g, self.global_clipnorm)
+        if self.clipvalue:
+            return [clip_by_value(x, self.clipvalue) for x in g]
+        return g
 
     def _check_state(self, state: Any) -> None:
         if not isinstance(state, OptimizerState):
@@ -250,12 +348,32 @@ class Optimizer:
                 f"{type(self).__name__}.update expects the OptimizerState made by its init, "
                 f"got {type(state).__name__}"
             )
-        expected = set(self.slot_names())
+        expected = set(self.all_slot_names())
         if set(state.slots) != expected:
             raise ValueError(
                 f"this state holds slots {sorted(state.slots)} but {self!r} uses "
                 f"{sorted(expected)}: it was made by a differently configured optimizer"
             )
+
+    def averaged_params(self, state: OptimizerState) -> PyTree:
+        """The EMA of the params kept in the state (``use_ema=True``), shaped like the params.
+
+        Keras's ``optimizer.finalize_variable_values`` copies these into the model; here
+        they are simply returned.
+
+        Example:
+            >>> import jax.numpy as jnp, jopt
+            >>> opt = jopt.SGD(0.5, use_ema=True, ema_momentum=0.5)
+            >>> params = {"w": jnp.array([1.0])}
+            >>> state = opt.init(params)
+            >>> for _ in range(2):
+            ...     params, state = opt.apply_gradients({"w": jnp.array([1.0])}, state, params)
+            >>> params["w"], opt.averaged_params(state)["w"]
+            (Array([0.], dtype=float32), Array([0.25], dtype=float32))
+        """
+        if not self.use_ema:
+            raise ValueError(f"{self!r} keeps no average: construct it with use_ema=True")
+        return state.slots["average"]
 
     # ---- learning rate ----------------------------------------------------------------
 
