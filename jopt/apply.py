@@ -7,6 +7,7 @@ from typing import Any
 import jax
 
 from jopt.base import Transformation, apply_updates
+from jopt.optimizers.base import Optimizer
 from jopt.pytrees import check_same_tree
 
 __all__ = ["apply_gradients"]
@@ -17,6 +18,8 @@ PyTree = Any
 def _step(
     tx: Transformation, grads: PyTree, params: PyTree, state: PyTree
 ) -> tuple[PyTree, PyTree]:
+    if isinstance(tx, Optimizer):  # Keras's arithmetic for the new params, exactly
+        return tx.apply(grads, state, params)
     updates, state = tx.update(grads, state, params)
     return apply_updates(params, updates), state
 

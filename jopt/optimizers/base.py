@@ -412,6 +412,6 @@ class Optimizer:
 
         See :func:`jopt.apply_gradients` for the forms accepted and for donation.
         """
-        from jopt.apply import apply_gradients
+        from jopt.apply import apply_gradients  # apply.py imports this module
 
         return apply_gradients(self, grads, state, params, donate=donate)
