@@ -21,7 +21,16 @@ from jopt.base import (
     chain,
 )
 from jopt.hyperparams import hyperparams, set_hyperparams
-from jopt.optimizers import SGD, Adam, Optimizer, RMSprop
+from jopt.optimizers import (
+    SGD,
+    Adam,
+    LossScaleOptimizer,
+    LossScaleState,
+    Optimizer,
+    RMSprop,
+    SkipNonFinite,
+    SkipNonFiniteState,
+)
 
 __version__ = "0.1.0"
 
@@ -29,9 +38,13 @@ __all__ = [
     "SGD",
     "Adam",
     "GradientTransformation",
+    "LossScaleOptimizer",
+    "LossScaleState",
     "Optimizer",
     "OptimizerState",
     "RMSprop",
+    "SkipNonFinite",
+    "SkipNonFiniteState",
     "StepContext",
     "Transformation",
     "apply_gradients",

@@ -8,6 +8,7 @@ import jax
 
 from jopt.base import Transformation, apply_updates
 from jopt.optimizers.base import Optimizer
+from jopt.optimizers.loss_scale import _Wrapper
 from jopt.pytrees import check_same_tree
 
 __all__ = ["apply_gradients"]
@@ -18,7 +19,7 @@ PyTree = Any
 def _step(
     tx: Transformation, grads: PyTree, params: PyTree, state: PyTree
 ) -> tuple[PyTree, PyTree]:
-    if isinstance(tx, Optimizer):  # Keras's arithmetic for the new params, exactly
+    if isinstance(tx, Optimizer | _Wrapper):  # Keras's arithmetic for the new params
         return tx.apply(grads, state, params)
     updates, state = tx.update(grads, state, params)
     return apply_updates(params, updates), state

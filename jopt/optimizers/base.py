@@ -119,8 +119,9 @@ class Optimizer:
 
     def __repr__(self) -> str:
         params = inspect.signature(type(self).__init__).parameters
-        defaults = {k: p.default for k, p in params.items()} | OPTION_DEFAULTS
-        defaults |= {"decay": 0.0, "name": self.keras_name}
+        # A class's own signature default (AdamW's weight_decay) wins over the common one.
+        defaults = OPTION_DEFAULTS | {"decay": 0.0, "name": self.keras_name}
+        defaults |= {k: p.default for k, p in params.items() if k not in ("name", "decay")}
         shown = []
         for key, value in self._config:
             default_value = defaults.get(key, inspect.Parameter.empty)

@@ -1,0 +1,232 @@
+"""Wrappers that guard an optimizer against non-finite gradients.
+
+:class:`SkipNonFinite` skips any update whose gradients hold NaN or Inf and counts the
+skipped steps; :class:`LossScaleOptimizer` is Keras's dynamic loss scaling built on the
+same skip. Either way a skipped step leaves params and the inner state bit-for-bit
+untouched: the state is never half-updated. (A plain optimizer propagates NaN, as Keras
+does.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jopt.base import OptimizerState
+from jopt.optimizers.base import Optimizer
+from jopt.validation import check_number
+
+__all__ = ["LossScaleOptimizer", "LossScaleState", "SkipNonFinite", "SkipNonFiniteState"]
+
+PyTree = Any
+
+
+def all_finite(grads: PyTree) -> jax.Array:
+    """True when every element of every leaf is finite."""
+    leaves = jax.tree.leaves(grads)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in leaves])) if leaves else True
+
+
+def _select(keep_new: jax.Array, new: PyTree, old: PyTree) -> PyTree:
+    return jax.tree.map(lambda n, o: jnp.where(keep_new, n, o), new, old)
+
+
+class _Wrapper:
+    """Shared protocol plumbing of the wrappers: frozen config, lr, apply_gradients."""
+
+    inner: Optimizer
+
+    def update(
+        self, grads: PyTree, state: Any, params: PyTree | None = None, **extra: Any
+    ) -> tuple[PyTree, Any]:
+        """Returns ``(updates, new_state)``; a skipped step's updates are zeros."""
+        del extra
+        zeros = jax.tree.map(jnp.zeros_like, grads)
+        return self._guarded(lambda g, s: self.inner.update(g, s, params), zeros, grads, state)
+
+    def apply(self, grads: PyTree, state: Any, params: PyTree) -> tuple[PyTree, Any]:
+        """Returns ``(new_params, new_state)``; a skipped step returns ``params`` as they are."""
+        return self._guarded(lambda g, s: self.inner.apply(g, s, params), params, grads, state)
+
+    def _guarded(self, step: Any, skipped: PyTree, grads: PyTree, state: Any) -> Any:
+        """Runs ``step(grads, inner_state) -> (result, inner_state)`` when ``grads`` are
+        all finite; otherwise returns ``skipped`` and the inner state untouched."""
+        raise NotImplementedError
+
+    def lr(self, step_or_state: Any = None) -> jax.Array:
+        """The inner optimizer's learning rate (see :meth:`Optimizer.lr`); a state of this
+        wrapper reports the rate of its inner state."""
+        if isinstance(step_or_state, SkipNonFiniteState | LossScaleState):
+            step_or_state = step_or_state.inner
+        return self.inner.lr(step_or_state)
+
+    def apply_gradients(
+        self, grads: Any, state: Any, params: PyTree | None = None, *, donate: bool = False
+    ) -> tuple[Any, Any]:
+        """One compiled update; see :func:`jopt.apply_gradients`."""
+        from jopt.apply import apply_gradients
+
+        return apply_gradients(self, grads, state, params, donate=donate)
+
+
+class SkipNonFiniteState(NamedTuple):
+    """``inner``: the wrapped optimizer's state; ``skipped``: int32 count of skipped steps.
+
+    Example:
+        >>> import jax.numpy as jnp, jopt
+        >>> state = jopt.SkipNonFinite(jopt.Adam()).init({"w": jnp.ones(2)})
+        >>> int(state.skipped), int(state.inner.step)
+        (0, 0)
+    """
+
+    inner: OptimizerState
+    skipped: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class SkipNonFinite(_Wrapper):
+    """Skips every update whose gradients hold NaN or Inf, and counts the skipped steps.
+
+    Rule: if all gradients are finite, the inner optimizer's update; otherwise params,
+    the inner state (step count included) are returned unchanged and
+    ``state.skipped += 1``. Decided on all leaves at once, so no leaf is half-updated.
+
+    Args:
+        inner: the optimizer to guard.
+
+    Example:
+        >>> import jax.numpy as jnp, jopt
+        >>> opt = jopt.SkipNonFinite(jopt.SGD(0.1))
+        >>> params = {"w": jnp.ones(2)}
+        >>> state = opt.init(params)
+        >>> params, state = opt.apply_gradients({"w": jnp.array([1.0, jnp.nan])}, state, params)
+        >>> params["w"], int(state.skipped), int(state.inner.step)
+        (Array([1., 1.], dtype=float32), 1, 0)
+    """
+
+    inner: Optimizer
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def init(self, params: PyTree) -> SkipNonFiniteState:
+        """The inner state and a zero skip count."""
+        return SkipNonFiniteState(self.inner.init(params), jnp.zeros([], jnp.int32))
+
+    def _guarded(
+        self, step: Any, skipped: Any, grads: PyTree, state: SkipNonFiniteState
+    ) -> tuple[Any, SkipNonFiniteState]:
+        finite = all_finite(grads)
+        result, inner = step(grads, state.inner)
+        return _select(finite, result, skipped), SkipNonFiniteState(
+            _select(finite, inner, state.inner), state.skipped + jnp.where(finite, 0, 1)
+        )
+
+
+class LossScaleState(NamedTuple):
+    """``inner``: the wrapped optimizer's state; ``scale``: float32 current loss scale;
+    ``step_counter``: int32 finite steps since the scale last changed (Keras's names).
+
+    Example:
+        >>> import jax.numpy as jnp, jopt
+        >>> state = jopt.LossScaleOptimizer(jopt.Adam()).init({"w": jnp.ones(2)})
+        >>> float(state.scale), int(state.step_counter)
+        (32768.0, 0)
+    """
+
+    inner: OptimizerState
+    scale: jax.Array
+    step_counter: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class LossScaleOptimizer(_Wrapper):
+    """Keras's dynamic loss scaling around an optimizer.
+
+    Multiply the loss by ``opt.scale_loss(loss, state)`` (the current scale) before
+    differentiating; the wrapper divides the gradients by the same scale. Rule per step:
+
+    * gradients not all finite: skip the update (params and inner state unchanged),
+      ``scale /= 2``, ``step_counter = 0``;
+    * finite: apply the inner update to ``grads / scale``; then if ``step_counter``
+      is ``dynamic_growth_steps - 1``: ``scale *= 2``, ``step_counter = 0``; else
+      ``step_counter += 1``.
+
+    Args:
+        inner: the optimizer to wrap (Keras's ``inner_optimizer``).
+        initial_scale: > 0. Default 32768.0.
+        dynamic_growth_steps: >= 1. Default 2000.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jopt
+        >>> opt = jopt.LossScaleOptimizer(jopt.SGD(0.1), initial_scale=4.0)
+        >>> params = {"w": jnp.array([2.0])}
+        >>> state = opt.init(params)
+        >>> loss = lambda p: opt.scale_loss(jnp.sum(p["w"] ** 2), state)
+        >>> params, state = opt.apply_gradients(jax.grad(loss)(params), state, params)
+        >>> params["w"], float(state.scale)
+        (Array([1.6], dtype=float32), 4.0)
+    """
+
+    inner: Optimizer
+    initial_scale: float = 32768.0
+    dynamic_growth_steps: int = 2000
+
+    def __post_init__(self) -> None:
+        check_number("initial_scale", self.initial_scale, low=0.0, low_open=True)
+        if not isinstance(self.dynamic_growth_steps, int) or self.dynamic_growth_steps < 1:
+            raise ValueError(
+                f"dynamic_growth_steps must be an integer >= 1, got {self.dynamic_growth_steps!r}"
+            )
+        if getattr(self.inner, "loss_scale_factor", None) is not None:
+            raise ValueError(
+                "LossScaleOptimizer sets the inner optimizer's loss scale itself; build the "
+                "inner optimizer without loss_scale_factor"
+            )
+
+    @property
+    def name(self) -> str:
+        return "loss_scale_optimizer"
+
+    def init(self, params: PyTree) -> LossScaleState:
+        """The inner state, ``scale = initial_scale`` and ``step_counter = 0``."""
+        return LossScaleState(
+            self.inner.init(params),
+            jnp.asarray(self.initial_scale, jnp.float32),
+            jnp.zeros([], jnp.int32),
+        )
+
+    def scale_loss(self, loss: jax.Array, state: LossScaleState) -> jax.Array:
+        """``loss * scale``: differentiate this, and pass its gradients to the update."""
+        return loss * state.scale.astype(jnp.result_type(loss))
+
+    def _guarded(
+        self, step: Any, skipped: Any, grads: PyTree, state: LossScaleState
+    ) -> tuple[Any, LossScaleState]:
+        finite = all_finite(grads)
+        unscaled = jax.tree.map(lambda g: g / state.scale, grads)  # as Keras: promotes
+        result, inner = step(unscaled, state.inner)
+        result = _select(finite, result, skipped)
+        inner = _select(finite, inner, state.inner)
+        grow = state.step_counter == self.dynamic_growth_steps - 1
+        scale = jnp.where(
+            finite, jnp.where(grow, state.scale * 2.0, state.scale), state.scale * 0.5
+        )
+        counter = jnp.where(finite & ~grow, state.step_counter + 1, 0)
+        return result, LossScaleState(inner, scale, counter)
+
+    def get_config(self) -> dict[str, Any]:
+        """Keras's config: the inner optimizer serialized, the scale settings."""
+        return {
+            "name": self.name,
+            "inner_optimizer": {
+                "class_name": type(self.inner).__name__,
+                "config": self.inner.get_config(),
+            },
+            "initial_scale": self.initial_scale,
+            "dynamic_growth_steps": self.dynamic_growth_steps,
+        }
