@@ -23,6 +23,16 @@ OPTIMIZERS = [
     jopt.legacy.RMSprop(lr=0.01),
     jopt.legacy.RMSprop(lr=0.01, momentum=0.9, centered=True),
     jopt.legacy.Adam(lr=0.01, decay=0.01),
+    jopt.AdamW(0.01),
+    jopt.Adamax(0.01),
+    # bf16 rounds the default beta_2=0.999 to 1.0, which makes Keras's Nadam NaN too.
+    jopt.Nadam(0.01, beta_2=0.99),
+    jopt.Lion(0.01),
+    jopt.Adagrad(0.01),
+    jopt.Adadelta(1.0),
+    jopt.Ftrl(0.01, l1_regularization_strength=0.01),
+    jopt.Lamb(0.01),
+    jopt.Adam(0.01, weight_decay=0.1, clipnorm=1.0, use_ema=True, gradient_accumulation_steps=2),
 ]
 IDS = [repr(o) + ("-legacy" if type(o).__module__ == "jopt.legacy" else "") for o in OPTIMIZERS]
 
@@ -98,8 +108,8 @@ def test_optimizers_are_frozen_hashable_static_jit_arguments(opt: jopt.Optimizer
         opt.learning_rate = 1.0  # type: ignore[misc]
     params = {"w": jnp.ones(3)}
     chex.assert_trees_all_close(
-        jax.jit(type(opt).update, static_argnums=0)(opt, params, opt.init(params))[0],
-        opt.update(params, opt.init(params))[0],
+        jax.jit(type(opt).update, static_argnums=0)(opt, params, opt.init(params), params)[0],
+        opt.update(params, opt.init(params), params)[0],
         rtol=1e-6,
     )
 

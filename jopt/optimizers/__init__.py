@@ -1,21 +1,37 @@
 """The Keras optimizer classes: a short module each, composing :mod:`jopt.transforms`."""
 
+from jopt.optimizers.adadelta import Adadelta
+from jopt.optimizers.adagrad import Adagrad
 from jopt.optimizers.adam import Adam
+from jopt.optimizers.adamax import Adamax
+from jopt.optimizers.adamw import AdamW
 from jopt.optimizers.base import Optimizer
+from jopt.optimizers.ftrl import Ftrl
+from jopt.optimizers.lamb import Lamb
+from jopt.optimizers.lion import Lion
 from jopt.optimizers.loss_scale import (
     LossScaleOptimizer,
     LossScaleState,
     SkipNonFinite,
     SkipNonFiniteState,
 )
+from jopt.optimizers.nadam import Nadam
 from jopt.optimizers.rmsprop import RMSprop
 from jopt.optimizers.sgd import SGD
 
 __all__ = [
     "SGD",
+    "Adadelta",
+    "Adagrad",
     "Adam",
+    "AdamW",
+    "Adamax",
+    "Ftrl",
+    "Lamb",
+    "Lion",
     "LossScaleOptimizer",
     "LossScaleState",
+    "Nadam",
     "Optimizer",
     "RMSprop",
     "SkipNonFinite",

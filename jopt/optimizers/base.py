@@ -70,6 +70,11 @@ class Optimizer:
     :meth:`init_scalars` and :meth:`begin_step`.
     """
 
+    #: True when :meth:`leaf_update` returns the new param value itself (Keras's rule
+    #: assigns it, as Ftrl's does) rather than an update to add: the value is then used
+    #: as it is, so ``apply`` stays bit-identical to Keras.
+    assigns_params: ClassVar[bool] = False
+
     #: Keras's default ``name`` (its auto name, without the per-process counter).
     keras_name: ClassVar[str] = "optimizer"
 
@@ -164,7 +169,7 @@ class Optimizer:
         """Names of the per-parameter slots, Keras's names (``"momentum"``, ``"velocity"``)."""
         return ()
 
-    def init_scalars(self) -> dict[str, jax.Array]:
+    def init_scalars(self, params: PyTree) -> dict[str, jax.Array]:
         """Optimizer-wide values kept in the state besides the step (e.g. a running product)."""
         return {}
 
@@ -209,7 +214,9 @@ class Optimizer:
             hyperparams = {"learning_rate_scale": jnp.ones([], jnp.float32)}
         else:
             hyperparams = {"learning_rate": jnp.asarray(self.learning_rate, jnp.float32)}
-        return OptimizerState(jnp.zeros([], jnp.int32), hyperparams, slots, self.init_scalars())
+        return OptimizerState(
+            jnp.zeros([], jnp.int32), hyperparams, slots, self.init_scalars(params)
+        )
 
     def update(
         self, grads: PyTree, state: OptimizerState, params: PyTree | None = None, **extra: Any
@@ -297,13 +304,21 @@ class Optimizer:
                 dtype = dtypes[i]
                 base = decay_weights(pi, jnp.asarray(self.weight_decay, dtype), lr.astype(dtype))
             u, s = self.leaf_update(gi, base, {n: slots[n][i] for n in names}, ctx)
+            # An assigning rule returned the new value itself; its update is the difference.
+            value = u if self.assigns_params else None
+            if value is not None:
+                u = value - base
             for n in names:
                 new_slots[n].append(s[n] if not k else jnp.where(is_update, s[n], slots[n][i]))
             if k:
                 u = jnp.where(is_update, u, jnp.zeros_like(u))
                 base = pi if base is None else jnp.where(is_update, base, pi)
+                value = None if value is None else jnp.where(is_update, value, pi)
             updates.append(u)
-            new_p.append(None if base is None else (base + u).astype(dtypes[i]))
+            if base is not None:
+                new_p.append((base + u if value is None else value).astype(dtypes[i]))
+            else:
+                new_p.append(None)
         scalars = ctx.scalars
         if k:
             scalars = jax.tree.map(
@@ -320,7 +335,11 @@ class Optimizer:
                     jnp.where(overwrite, a, x)
                     for a, x in zip(new_slots["average"], new_p, strict=True)
                 ]
-        if self.weight_decay or (self.use_ema and self.ema_overwrite_frequency):
+        if (
+            self.weight_decay
+            or self.assigns_params
+            or (self.use_ema and self.ema_overwrite_frequency)
+        ):
             updates = [(x - pi).astype(pi.dtype) for x, pi in zip(new_p, p, strict=True)]
 
         step = jnp.where(raw < _INT32_MAX, raw + 1, raw)

@@ -1,0 +1,94 @@
+"""Keras's Adadelta."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from typing_extensions import Unpack
+
+from jopt.base import StepContext
+from jopt.optimizers.base import LearningRate, Optimizer, default
+from jopt.optimizers.options import OptimizerOptions
+from jopt.transforms.moments import complement, ema_mix
+from jopt.validation import check_number
+
+__all__ = ["Adadelta"]
+
+
+class Adadelta(Optimizer):
+    """Adadelta with Keras 3's rule: a learning rate on top of Zeiler's step.
+
+    Rule, with ``g`` the gradient, ``lr`` the rate at this step and
+    ``rms(x) = sqrt(x + epsilon)``::
+
+        a = rho * a + (1 - rho) * g**2                  # slot "accumulated_grad"
+        delta = -(rms(d) * g / rms(a))                  # d before this step's update
+        d = rho * d + (1 - rho) * delta**2              # slot "accumulated_delta_var"
+        w = w + lr * delta
+
+    Both slots start at zero. ``learning_rate=1.0`` is the paper's rule.
+
+    Args:
+        learning_rate: a float >= 0 or a schedule. Default 0.001.
+        rho: decay of both averages, in [0, 1] (Keras does not check it; 1 keeps both
+            averages at zero, which is plain SGD). Default 0.95.
+        epsilon: >= 0. Default 1e-7; ``None`` means 1e-7 (tf.keras 2's spelling).
+        lr: tf.keras 2's alias of ``learning_rate``.
+        decay: tf.keras 2's time-based decay ``lr_t / (1 + decay * t)``. Default 0.
+        name: Keras's name; default ``None`` means ``"adadelta"`` (Keras adds a per-process
+            counter to repeated names; jopt does not, so equal configs stay equal).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jopt.optimizers.adadelta import Adadelta
+        >>> opt = Adadelta(learning_rate=1.0)
+        >>> params = {"w": jnp.array([1.0])}
+        >>> params, _ = opt.apply_gradients({"w": jnp.array([1.0])}, opt.init(params), params)
+        >>> params["w"]
+        Array([0.99858576], dtype=float32)
+    """
+
+    keras_name = "adadelta"
+
+    rho: float
+    epsilon: float
+
+    def __init__(
+        self,
+        learning_rate: LearningRate = default(0.001),
+        rho: float = 0.95,
+        epsilon: float | None = 1e-7,
+        **options: Unpack[OptimizerOptions],
+    ) -> None:
+        super().__init__(
+            learning_rate,
+            dict(
+                rho=check_number("rho", rho, 0.0, 1.0),
+                epsilon=1e-7 if epsilon is None else check_number("epsilon", epsilon, low=0.0),
+            ),
+            options,
+        )
+
+    def slot_names(self) -> tuple[str, ...]:
+        return ("accumulated_grad", "accumulated_delta_var")
+
+    def leaf_update(
+        self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext
+    ) -> tuple[jax.Array, dict[str, Any]]:
+        lr = ctx.lr_as(g.dtype)
+        one_minus_rho = complement(self.rho)
+
+        def rms(x: jax.Array) -> jax.Array:
+            return jnp.sqrt(x + self.epsilon)
+
+        grad_average = ema_mix(slots["accumulated_grad"], jnp.square(g), self.rho, one_minus_rho)
+        delta = -((rms(slots["accumulated_delta_var"]) * g) / rms(grad_average))
+        delta_average = ema_mix(
+            slots["accumulated_delta_var"], jnp.square(delta), self.rho, one_minus_rho
+        )
+        return lr * delta, {
+            "accumulated_grad": grad_average,
+            "accumulated_delta_var": delta_average,
+        }
