@@ -37,6 +37,7 @@ from jopt.optimizers.base import LearningRate, default
 from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.moments import complement, ema_mix, ema_step
 from jopt.transforms.momentum import heavy_ball
+from jopt.transforms.numerics import nonzero
 
 __all__ = ["SGD", "Adam", "RMSprop"]
 
@@ -98,7 +99,7 @@ class RMSprop(optimizers.RMSprop):
         lr = ctx.lr_as(dtype)
         rho = jnp.asarray(self.rho, dtype)
         one_minus_rho = complement(self.rho, dtype)
-        epsilon = jnp.asarray(self.epsilon, dtype)
+        epsilon = nonzero(self.epsilon, dtype)
         new: dict[str, Any] = {}
         if self.momentum == 0:
             new["velocity"] = denominator = ema_mix(

@@ -12,6 +12,7 @@ from jopt.base import StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.moments import complement, ema_mix
+from jopt.transforms.numerics import nonzero
 from jopt.validation import check_number
 
 __all__ = ["Adadelta"]
@@ -81,7 +82,7 @@ class Adadelta(Optimizer):
         one_minus_rho = complement(self.rho)
 
         def rms(x: jax.Array) -> jax.Array:
-            return jnp.sqrt(x + self.epsilon)
+            return jnp.sqrt(x + nonzero(self.epsilon, x.dtype))
 
         grad_average = ema_mix(slots["accumulated_grad"], jnp.square(g), self.rho, one_minus_rho)
         delta = -((rms(slots["accumulated_delta_var"]) * g) / rms(grad_average))

@@ -12,6 +12,7 @@ from jopt.base import OptimizerState, StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.accumulators import accumulate_square, constant_like
+from jopt.transforms.numerics import nonzero
 from jopt.validation import check_number
 
 __all__ = ["Adagrad"]
@@ -84,4 +85,6 @@ class Adagrad(Optimizer):
     ) -> tuple[jax.Array, dict[str, Any]]:
         lr = ctx.lr_as(g.dtype)
         accumulator = accumulate_square(slots["accumulator"], g)
-        return -((lr * g) / jnp.sqrt(accumulator + self.epsilon)), {"accumulator": accumulator}
+        return -((lr * g) / jnp.sqrt(accumulator + nonzero(self.epsilon, g.dtype))), {
+            "accumulator": accumulator
+        }

@@ -13,6 +13,7 @@ from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.learning_rate import adam_step_size
 from jopt.transforms.moments import complement, ema_step
+from jopt.transforms.numerics import nonzero
 from jopt.validation import check_bool, check_number
 
 __all__ = ["Adam"]
@@ -101,4 +102,4 @@ class Adam(Optimizer):
         v = new["velocity"]
         if self.amsgrad:
             new["velocity_hat"] = v = jnp.maximum(slots["velocity_hat"], v)
-        return -((new["momentum"] * alpha) / (jnp.sqrt(v) + self.epsilon)), new
+        return -((new["momentum"] * alpha) / (jnp.sqrt(v) + nonzero(self.epsilon, dtype))), new

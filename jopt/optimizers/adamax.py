@@ -12,6 +12,7 @@ from jopt.base import StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.moments import complement, ema_step
+from jopt.transforms.numerics import nonzero
 from jopt.validation import check_number
 
 __all__ = ["Adamax"]
@@ -85,5 +86,5 @@ class Adamax(Optimizer):
         beta_1_power = jnp.power(jnp.asarray(self.beta_1, dtype), t)
         m = ema_step(slots["momentum"], g, complement(self.beta_1))
         u = jnp.maximum(self.beta_2 * slots["norm"], jnp.abs(g))
-        update = (ctx.lr_as(dtype) * m) / ((1 - beta_1_power) * (u + self.epsilon))
+        update = (ctx.lr_as(dtype) * m) / ((1 - beta_1_power) * (u + nonzero(self.epsilon, dtype)))
         return -update, {"momentum": m, "norm": u}

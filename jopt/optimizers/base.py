@@ -147,10 +147,17 @@ class Optimizer:
             0.9
         """
         config = dict(self._config)
+        if config["slot_dtypes"] is not None:
+            config["slot_dtypes"] = dict(config["slot_dtypes"])
         if isinstance(self.learning_rate, schedules.LearningRateSchedule):
             config["learning_rate"] = schedules.serialize(self.learning_rate)
         # jopt's extras are written only when used, so the rest is exactly Keras's dict.
-        for key, off in (("decay", 0.0), ("exclude_from_weight_decay", None)):
+        for key, off in (
+            ("decay", 0.0),
+            ("exclude_from_weight_decay", None),
+            ("slot_dtypes", None),
+            ("master_weights", False),
+        ):
             if config[key] == off:
                 del config[key]
         return config
@@ -196,7 +203,22 @@ class Optimizer:
             self.slot_names()
             + (("gradient_accumulator",) if self.gradient_accumulation_steps else ())
             + (("average",) if self.use_ema else ())
+            + (("master_weights",) if self.master_weights else ())
         )
+
+    def slot_dtype(self, name: str, param_dtype: Any) -> Any:
+        """The dtype slot ``name`` is stored in for a param of ``param_dtype``."""
+        if name == "master_weights":
+            return jnp.dtype(jnp.float32)
+        return jnp.dtype(dict(self.slot_dtypes or ()).get(name, param_dtype))
+
+    def compute_dtype(self, param_dtype: Any) -> Any:
+        """The dtype a leaf's rule runs in: its param's, widened by its slots' dtypes and,
+        with master weights, to float32."""
+        dtypes = [param_dtype, *(d for _, d in self.slot_dtypes or ())]
+        if self.master_weights:
+            dtypes.append(jnp.float32)
+        return jnp.result_type(*dtypes)
 
     def init(self, params: PyTree) -> OptimizerState:
         """Returns the initial state: step 0, live hyperparameters, zeroed slots.
@@ -206,10 +228,15 @@ class Optimizer:
         """
         check_float_leaves(params, "params")
 
-        def zeros(p: Any) -> jax.Array:
-            return jnp.zeros(jnp.shape(p), jnp.result_type(p))
+        def slot(name: str) -> PyTree:
+            if name == "master_weights":
+                return jax.tree.map(lambda p: jnp.asarray(p, jnp.float32), params)
+            return jax.tree.map(
+                lambda p: jnp.zeros(jnp.shape(p), self.slot_dtype(name, jnp.result_type(p))),
+                params,
+            )
 
-        slots = {name: jax.tree.map(zeros, params) for name in self.all_slot_names()}
+        slots = {name: slot(name) for name in self.all_slot_names()}
         if callable(self.learning_rate):
             hyperparams = {"learning_rate_scale": jnp.ones([], jnp.float32)}
         else:
@@ -274,10 +301,22 @@ class Optimizer:
             )
         flat, treedef = jax.tree_util.tree_flatten_with_path(grads)
         paths = [jax.tree_util.keystr(path) for path, _ in flat]
-        ref = state.slots[all_names[0]] if all_names else params if params is not None else grads
-        dtypes = [jnp.result_type(x) for x in treedef.flatten_up_to(ref)]
-        g = [jnp.asarray(x).astype(d) for (_, x), d in zip(flat, dtypes, strict=True)]
+        if params is not None:
+            ref = params
+        elif names and not self.slot_dtypes:
+            ref = state.slots[names[0]]  # slots take their param's dtype
+        else:
+            ref = grads
+        dtypes = [jnp.result_type(x) for x in treedef.flatten_up_to(ref)]  # the params'
+        cdtypes = [self.compute_dtype(d) for d in dtypes]  # what each rule runs in
+        g = [jnp.asarray(x).astype(d) for (_, x), d in zip(flat, cdtypes, strict=True)]
         p = treedef.flatten_up_to(params) if params is not None else [None] * len(g)
+        # The value each rule updates: the float32 master copy, or the param itself.
+        if self.master_weights:
+            p = treedef.flatten_up_to(state.slots["master_weights"])
+        p = [
+            None if x is None else jnp.asarray(x).astype(d) for x, d in zip(p, cdtypes, strict=True)
+        ]
         slots = {n: treedef.flatten_up_to(state.slots[n]) for n in all_names}
         new_slots: dict[str, list[Any]] = {n: [] for n in all_names}
 
@@ -301,9 +340,12 @@ class Optimizer:
         for i, (gi, pi) in enumerate(zip(g, p, strict=True)):
             base = pi
             if self.weight_decay and uses_weight_decay(paths[i], self.exclude_from_weight_decay):
-                dtype = dtypes[i]
+                dtype = cdtypes[i]
                 base = decay_weights(pi, jnp.asarray(self.weight_decay, dtype), lr.astype(dtype))
-            u, s = self.leaf_update(gi, base, {n: slots[n][i] for n in names}, ctx)
+            u, s = self.leaf_update(
+                gi, base, {n: slots[n][i].astype(cdtypes[i]) for n in names}, ctx
+            )
+            s = {n: s[n].astype(slots[n][i].dtype) for n in names}  # stored dtypes
             # An assigning rule returned the new value itself; its update is the difference.
             value = u if self.assigns_params else None
             if value is not None:
@@ -315,10 +357,13 @@ class Optimizer:
                 base = pi if base is None else jnp.where(is_update, base, pi)
                 value = None if value is None else jnp.where(is_update, value, pi)
             updates.append(u)
-            if base is not None:
-                new_p.append((base + u if value is None else value).astype(dtypes[i]))
-            else:
+            if base is None:
                 new_p.append(None)
+                continue
+            new_value = base + u if value is None else value
+            if self.master_weights:
+                new_slots["master_weights"].append(new_value.astype(jnp.float32))
+            new_p.append(new_value.astype(dtypes[i]))
         scalars = ctx.scalars
         if k:
             scalars = jax.tree.map(
@@ -335,12 +380,16 @@ class Optimizer:
                     jnp.where(overwrite, a, x)
                     for a, x in zip(new_slots["average"], new_p, strict=True)
                 ]
+        widened = any(c != d for c, d in zip(cdtypes, dtypes, strict=True))
         if (
             self.weight_decay
             or self.assigns_params
             or (self.use_ema and self.ema_overwrite_frequency)
+            or widened
+            or self.master_weights
         ):
-            updates = [(x - pi).astype(pi.dtype) for x, pi in zip(new_p, p, strict=True)]
+            old_p = treedef.flatten_up_to(params)
+            updates = [(x - q).astype(q.dtype) for x, q in zip(new_p, old_p, strict=True)]
 
         step = jnp.where(raw < _INT32_MAX, raw + 1, raw)
         new_state = OptimizerState(

@@ -12,6 +12,7 @@ from jopt.base import StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.moments import complement, ema_step
+from jopt.transforms.numerics import nonzero
 from jopt.validation import check_number
 
 __all__ = ["Lamb"]
@@ -100,7 +101,7 @@ class Lamb(Optimizer):
         m = ema_step(slots["momentum"], g, complement(self.beta_1))
         v = ema_step(slots["velocity"], jnp.square(g), complement(self.beta_2))
         m_hat = m / (1.0 - beta_1_power)
-        v_sqrt = jnp.sqrt(v / (1.0 - beta_2_power)) + self.epsilon
+        v_sqrt = jnp.sqrt(v / (1.0 - beta_2_power)) + nonzero(self.epsilon, v.dtype)
         update = m_hat / v_sqrt
         ratio = _trust_ratio(jnp.asarray(p, dtype), update)
         return -(ratio * lr * update), {"momentum": m, "velocity": v}

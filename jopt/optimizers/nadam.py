@@ -13,6 +13,7 @@ from jopt.base import StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.moments import complement, ema_step
+from jopt.transforms.numerics import nonzero
 from jopt.validation import check_number
 
 __all__ = ["Nadam"]
@@ -137,5 +138,5 @@ class Nadam(Optimizer):
         v = ema_step(slots["velocity"], jnp.square(g), complement(self.beta_2, dtype))
         m_hat = (u_t_1 * m) / (1 - u_product_t_1) + ((1 - u_t) * g) / (1 - u_product_t)
         v_hat = v / (1 - beta_2_power)
-        update = (m_hat * ctx.lr_as(dtype)) / (jnp.sqrt(v_hat) + self.epsilon)
+        update = (m_hat * ctx.lr_as(dtype)) / (jnp.sqrt(v_hat) + nonzero(self.epsilon, dtype))
         return -update, {"momentum": m, "velocity": v}

@@ -6,8 +6,10 @@ validation, so each optimizer module lists only its rule's arguments.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypedDict
+
+import jax.numpy as jnp
 
 from jopt.validation import check_bool, check_number
 
@@ -28,6 +30,11 @@ class OptimizerOptions(TypedDict, total=False):
     * ``gradient_accumulation_steps``: apply the mean gradient every k calls.
     * ``exclude_from_weight_decay``: param path names, or a predicate on the path
       string, whose leaves get no weight decay.
+    * ``slot_dtypes`` (jopt): a dtype per slot name, e.g. ``{"momentum": "bfloat16",
+      "velocity": "float32"}``; slots not named take their param's dtype (Keras's rule).
+      The rule computes in the widest of the param's and its slots' dtypes.
+    * ``master_weights`` (jopt): keep a float32 copy of each param in the state; the
+      update is computed on it in float32 and the param is its rounding.
     """
 
     lr: Any
@@ -43,6 +50,8 @@ class OptimizerOptions(TypedDict, total=False):
     loss_scale_factor: float | None
     gradient_accumulation_steps: int | None
     exclude_from_weight_decay: Sequence[str] | Callable[[str], bool] | None
+    slot_dtypes: Mapping[str, Any] | None
+    master_weights: bool
 
 
 # The options stored in the config (lr, decay and name are resolved by the base class).
@@ -57,6 +66,8 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "loss_scale_factor": None,
     "gradient_accumulation_steps": None,
     "exclude_from_weight_decay": None,
+    "slot_dtypes": None,
+    "master_weights": False,
 }
 
 
@@ -89,6 +100,20 @@ def validate_options(options: dict[str, Any]) -> dict[str, Any]:
                 f"predicate on the path string, got {exclude!r:.100}"
             )
         exclude = tuple(exclude)  # hashable
+    slot_dtypes = o["slot_dtypes"]
+    if slot_dtypes is not None:
+        if not isinstance(slot_dtypes, Mapping):
+            raise TypeError(f"slot_dtypes must map slot names to dtypes, got {slot_dtypes!r:.100}")
+        pairs = []
+        for slot, dtype in slot_dtypes.items():
+            try:
+                dtype = jnp.dtype(dtype)
+            except TypeError:
+                raise TypeError(f"slot_dtypes[{slot!r}] is not a dtype: {dtype!r}") from None
+            if not jnp.issubdtype(dtype, jnp.floating):
+                raise TypeError(f"slot_dtypes[{slot!r}] must be a floating dtype, got {dtype}")
+            pairs.append((slot, dtype.name))
+        slot_dtypes = tuple(sorted(pairs))  # hashable
     return {
         "weight_decay": _optional("weight_decay", o["weight_decay"], low=0.0),
         "clipnorm": _optional("clipnorm", o["clipnorm"], low=0.0, low_open=True),
@@ -108,4 +133,6 @@ def validate_options(options: dict[str, Any]) -> dict[str, Any]:
             "gradient_accumulation_steps", o["gradient_accumulation_steps"], 2
         ),
         "exclude_from_weight_decay": exclude,
+        "slot_dtypes": slot_dtypes,
+        "master_weights": check_bool("master_weights", o["master_weights"]),
     }

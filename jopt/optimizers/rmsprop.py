@@ -13,6 +13,7 @@ from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.moments import complement, ema_mix
 from jopt.transforms.momentum import heavy_ball
+from jopt.transforms.numerics import nonzero
 from jopt.validation import check_bool, check_number
 
 __all__ = ["RMSprop"]
@@ -99,9 +100,13 @@ class RMSprop(Optimizer):
         }
         if self.centered:
             new["average_gradient"] = ema_mix(slots["average_gradient"], g, self.rho, one_minus_rho)
-            denominator = new["velocity"] - jnp.square(new["average_gradient"]) + self.epsilon
+            denominator = (
+                new["velocity"]
+                - jnp.square(new["average_gradient"])
+                + nonzero(self.epsilon, g.dtype)
+            )
         else:
-            denominator = new["velocity"] + self.epsilon
+            denominator = new["velocity"] + nonzero(self.epsilon, g.dtype)
         increment = (lr * g) / jnp.sqrt(denominator)
         if self.momentum > 0:
             new["momentum"] = heavy_ball(slots["momentum"], increment, self.momentum)

@@ -1,0 +1,30 @@
+"""Small constants that must survive low precision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["nonzero"]
+
+
+def nonzero(value: float, dtype: Any) -> jax.Array:
+    """``value`` in ``dtype``; a positive value that would round to 0 becomes the smallest
+    positive ``dtype`` number instead.
+
+    Keras adds ``epsilon`` as a Python float, so in float16 an ``epsilon`` of 1e-8
+    rounds to 0 and a zero gradient gives ``0 / 0 = NaN`` (optax had the same bug, its
+    PR #1755). Values that do not round to zero are unchanged, bit for bit.
+
+    Example:
+        >>> float(nonzero(1e-8, jnp.float16)) > 0
+        True
+        >>> nonzero(1e-7, jnp.float32) == jnp.float32(1e-7)
+        Array(True, dtype=bool)
+    """
+    rounded = jnp.asarray(value, dtype)
+    if value > 0:
+        rounded = jnp.where(rounded == 0, jnp.finfo(dtype).smallest_subnormal, rounded)
+    return rounded
