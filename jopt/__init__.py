@@ -10,7 +10,7 @@ The public API is defined here, in one place; ``tests/test_api.py`` checks that 
 name is exported and documented.
 """
 
-from jopt import legacy, schedules
+from jopt import legacy, optimizers, schedules
 from jopt.apply import apply_gradients
 from jopt.base import (
     GradientTransformation,
@@ -68,6 +68,7 @@ __all__ = [
     "chain",
     "hyperparams",
     "legacy",
+    "optimizers",
     "schedules",
     "set_hyperparams",
 ]

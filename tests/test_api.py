@@ -10,7 +10,9 @@ import jopt
 import jopt.legacy
 import jopt.schedules
 
-PUBLIC = [(m.__name__, n) for m in (jopt, jopt.legacy, jopt.schedules) for n in m.__all__]
+PUBLIC = [
+    (m.__name__, n) for m in (jopt, jopt.legacy, jopt.optimizers, jopt.schedules) for n in m.__all__
+]
 
 
 def test_the_package_exports_exactly_its_all() -> None:
@@ -18,7 +20,7 @@ def test_the_package_exports_exactly_its_all() -> None:
     public = {n for n, v in vars(jopt).items() if not n.startswith("_") and not inspect.ismodule(v)}
     modules = {n for n in jopt.__all__ if inspect.ismodule(getattr(jopt, n))}
     assert public == set(jopt.__all__) - modules
-    assert modules == {"legacy", "schedules"}
+    assert modules == {"legacy", "optimizers", "schedules"}
 
 
 @pytest.mark.parametrize("module", [jopt.legacy, jopt.schedules], ids=lambda m: m.__name__)

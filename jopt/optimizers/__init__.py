@@ -17,6 +17,7 @@ from jopt.optimizers.loss_scale import (
 )
 from jopt.optimizers.nadam import Nadam
 from jopt.optimizers.rmsprop import RMSprop
+from jopt.optimizers.serialization import deserialize, get, serialize
 from jopt.optimizers.sgd import SGD
 
 __all__ = [
@@ -36,4 +37,7 @@ __all__ = [
     "RMSprop",
     "SkipNonFinite",
     "SkipNonFiniteState",
+    "deserialize",
+    "get",
+    "serialize",
 ]

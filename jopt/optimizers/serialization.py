@@ -1,0 +1,98 @@
+"""Keras's serialized form for optimizers: ``{"class_name": ..., "config": ...}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jopt.optimizers.base import Optimizer
+from jopt.optimizers.loss_scale import LossScaleOptimizer, SkipNonFinite
+
+__all__ = ["deserialize", "get", "serialize"]
+
+
+def _classes() -> dict[str, type]:
+    import jopt.optimizers as module  # the package lists every optimizer class
+
+    return {
+        name: cls
+        for name in module.__all__
+        if isinstance(cls := getattr(module, name), type)
+        and (issubclass(cls, Optimizer) or cls is LossScaleOptimizer)
+        and cls is not Optimizer
+    }
+
+
+def serialize(optimizer: Optimizer | LossScaleOptimizer) -> dict[str, Any]:
+    """Returns Keras's dict for ``optimizer``, the form ``keras.optimizers.serialize`` writes.
+
+    Example:
+        >>> import jopt
+        >>> jopt.optimizers.serialize(jopt.SGD(0.1))["class_name"]
+        'SGD'
+    """
+    if not isinstance(optimizer, Optimizer | LossScaleOptimizer):
+        raise TypeError(f"serialize takes a jopt optimizer, got {type(optimizer).__name__}")
+    config = optimizer.get_config()
+    if isinstance(optimizer, LossScaleOptimizer):
+        config["inner_optimizer"] = serialize(optimizer.inner)
+    return {
+        "module": "keras.optimizers",
+        "class_name": type(optimizer).__name__,
+        "config": config,
+        "registered_name": None,
+    }
+
+
+def deserialize(config: dict[str, Any]) -> Optimizer | LossScaleOptimizer:
+    """Rebuilds an optimizer from :func:`serialize`'s dict or one Keras wrote.
+
+    Schedules inside are rebuilt as jopt schedules; a ``LossScaleOptimizer``'s inner
+    optimizer is rebuilt too.
+
+    Example:
+        >>> import jopt
+        >>> d = {"class_name": "Adam", "config": {"learning_rate": 0.01, "amsgrad": True}}
+        >>> jopt.optimizers.deserialize(d)
+        Adam(learning_rate=0.01, amsgrad=True)
+    """
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(
+            f"deserialize expects a dict with 'class_name' and 'config', got {config!r:.200}"
+        )
+    classes = _classes()
+    cls = classes.get(config["class_name"])
+    if cls is None:
+        raise ValueError(
+            f"unknown optimizer class_name {config['class_name']!r}; known: "
+            f"{', '.join(sorted(classes))}"
+        )
+    inner = dict(config.get("config", {}))
+    if cls is LossScaleOptimizer:
+        inner.pop("name", None)
+        return LossScaleOptimizer(
+            deserialize(inner.pop("inner_optimizer")),
+            **inner,
+        )
+    return cls.from_config(inner)
+
+
+def get(identifier: Any) -> Any:
+    """Keras's ``optimizers.get``: an optimizer as is, a name (``"adam"``) with defaults,
+    or a serialized dict.
+
+    Example:
+        >>> import jopt
+        >>> jopt.optimizers.get("rmsprop")
+        RMSprop()
+    """
+    if isinstance(identifier, Optimizer | LossScaleOptimizer | SkipNonFinite):
+        return identifier
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if isinstance(identifier, str):
+        by_name = {name.lower(): cls for name, cls in _classes().items()}
+        cls = by_name.get(identifier.lower())
+        if cls is None or cls is LossScaleOptimizer:
+            raise ValueError(f"unknown optimizer name {identifier!r}")
+        return cls()
+    raise TypeError(f"cannot interpret {identifier!r:.100} as an optimizer")
