@@ -78,7 +78,9 @@ class Contest:
     name: str
     jopt: jopt.Optimizer
     optax: optax.GradientTransformation
-    reference: Callable[[np.ndarray, dict[str, np.ndarray], int], tuple[np.ndarray, dict]]
+    # None: the two libraries' rules differ on purpose (epsilon placement, defaults...), so
+    # there is no common reference; jopt's numbers are checked against Keras by the tests.
+    reference: Callable[[np.ndarray, dict[str, np.ndarray], int], tuple[np.ndarray, dict]] | None
 
 
 def _adam_reference(
@@ -121,6 +123,24 @@ def make_contests() -> list[Contest]:
             optax.rmsprop(1e-3, decay=0.9, eps=1e-7),
             _rmsprop_reference,
         ),
+        # The rest of the catalogue that optax also has, configured alike (timing only).
+        Contest(
+            "AdamW",
+            jopt.AdamW(1e-3),
+            optax.adamw(1e-3, eps=1e-7, weight_decay=0.004),
+            None,
+        ),
+        Contest("Adamax", jopt.Adamax(1e-3), optax.adamax(1e-3, eps=1e-7), None),
+        Contest("Nadam", jopt.Nadam(1e-3), optax.nadam(1e-3, eps=1e-7), None),
+        Contest("Lion", jopt.Lion(1e-3), optax.lion(1e-3, b1=0.9, b2=0.99), None),
+        Contest(
+            "Adagrad",
+            jopt.Adagrad(1e-3),
+            optax.adagrad(1e-3, initial_accumulator_value=0.1, eps=1e-7),
+            None,
+        ),
+        Contest("Adadelta", jopt.Adadelta(1e-3), optax.adadelta(1e-3, rho=0.95, eps=1e-7), None),
+        Contest("Lamb", jopt.Lamb(1e-3), optax.lamb(1e-3, eps=1e-6), None),
     ]
 
 
@@ -244,6 +264,8 @@ def check_agreement(contests: list[Contest], steps: int = 5) -> dict[str, Any]:
     signs = jax.tree.map(lambda p: np.sign(rng.standard_normal(p.shape)), params)
     report: dict[str, Any] = {"steps": steps, "rtol": RTOL, "atol": 0.0}
     for c in contests:
+        if c.reference is None:
+            continue
         j_update, o_update = jax.jit(c.jopt.update), jax.jit(c.optax.update)
         j_apply = jax.jit(jopt.apply_updates)
         j_state, o_state = c.jopt.init(params), c.optax.init(params)
@@ -483,21 +505,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--trees", default=None, help="comma-separated of a,b,c,d (default all; --quick: a)"
     )
-    parser.add_argument("--optimizers", default="Adam,SGD,RMSprop", help="comma-separated")
+    parser.add_argument(
+        "--optimizers",
+        default="Adam,SGD,RMSprop",
+        help="comma-separated names, or 'all' for every optimizer optax also has",
+    )
     args = parser.parse_args(argv)
     reps = args.reps or (3 if args.quick else 30)
     started = time.perf_counter()
     load_start = os.getloadavg()[0]
 
-    contests = [c for c in make_contests() if c.name in args.optimizers.split(",")]
+    wanted = args.optimizers.split(",")
+    contests = [c for c in make_contests() if args.optimizers == "all" or c.name in wanted]
     wanted = (args.trees or ("a" if args.quick else "a,b,c,d")).split(",")
     trees = {t.key: t for t in make_trees(args.quick) if t.key in wanted}
     agreement = check_agreement(make_contests())
     print(f"agreement (rtol {RTOL}, max relative error per optimizer):")
     for c in make_contests():
-        print(
-            "  " + c.name + ": " + ", ".join(f"{k} {v:.1e}" for k, v in agreement[c.name].items())
-        )
+        if c.name in agreement:
+            worst = agreement[c.name].items()
+            print("  " + c.name + ": " + ", ".join(f"{k} {v:.1e}" for k, v in worst))
+        else:
+            print(f"  {c.name}: rules differ from optax's; checked against Keras by the tests")
 
     results = []
     for i, tree in enumerate(trees.values()):
