@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["check_bool", "check_number"]
+__all__ = ["check_bool", "check_number", "check_numbers"]
 
 
 def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
@@ -58,3 +59,49 @@ def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {value!r:.100}")
     return value
+
+
+def check_numbers(
+    name: str,
+    values: Any,
+    low: float | None = None,
+    *,
+    increasing: bool = False,
+    min_length: int = 0,
+) -> tuple[int | float, ...]:
+    """Returns ``values`` as a tuple of Python numbers, each checked by :func:`check_number`.
+
+    Entries are named ``name[i]`` in messages; integers stay ``int`` (so a config written
+    back keeps them), other reals become ``float``. With ``increasing`` the entries must
+    strictly increase.
+
+    Raises:
+        TypeError: ``values`` is not a list or tuple, or an entry is not a real number.
+        ValueError: too few entries, an entry out of range or not finite, or (with
+            ``increasing``) two entries that do not strictly increase.
+
+    Example:
+        >>> check_numbers("boundaries", [10, 5], increasing=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: boundaries must be strictly increasing, got [10, 5] (boundaries[1] = 5 <= 10)
+    """
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(
+            f"{name} must be a list or tuple of numbers, got {values!r:.100} "
+            f"({type(values).__name__})"
+        )
+    if len(values) < min_length:
+        raise ValueError(f"{name} must have at least {min_length} entries, got {list(values)}")
+    out: list[int | float] = []
+    for i, v in enumerate(values):
+        check_number(f"{name}[{i}]", v, low)
+        out.append(int(v) if isinstance(v, numbers.Integral) else float(v))
+    if increasing:
+        for i in range(1, len(out)):
+            if not out[i] > out[i - 1]:
+                raise ValueError(
+                    f"{name} must be strictly increasing, got {out} "
+                    f"({name}[{i}] = {out[i]} <= {out[i - 1]})"
+                )
+    return tuple(out)
