@@ -498,3 +498,62 @@ def test_deserialize_rejects_unknown_classes() -> None:
 def test_an_optimizer_round_trips_a_nested_schedule() -> None:
     opt = jopt.SGD(S.warmup(S.join([S.constant(0.1), COS], [50]), 10), momentum=0.9)
     assert jopt.SGD.from_config(json.loads(json.dumps(opt.get_config()))) == opt
+
+
+# ---- every schedule inside an optimizer -------------------------------------------------
+
+KERAS_SCHEDULES = keras.optimizers.schedules
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "optimizer"),
+    [
+        ("PiecewiseConstantDecay", dict(boundaries=[4, 10], values=[0.1, 0.05, 0.01]), "SGD"),
+        ("PolynomialDecay", dict(initial_learning_rate=0.05, decay_steps=12, cycle=True), "Adam"),
+        (
+            "InverseTimeDecay",
+            dict(initial_learning_rate=0.02, decay_steps=3, decay_rate=0.5, staircase=True),
+            "RMSprop",
+        ),
+        (
+            "CosineDecay",
+            dict(
+                initial_learning_rate=0.0,
+                decay_steps=15,
+                alpha=0.1,
+                warmup_target=0.05,
+                warmup_steps=5,
+            ),
+            "Adam",
+        ),
+        (
+            "CosineDecayRestarts",
+            dict(initial_learning_rate=0.05, first_decay_steps=4, t_mul=1.5, m_mul=0.8, alpha=0.05),
+            "SGD",
+        ),
+    ],
+)
+def test_each_schedule_drives_an_optimizer_like_keras(
+    name: str, kwargs: dict, optimizer: str
+) -> None:
+    from tests.keras_oracle import jopt_run, keras_run
+    from tests.problems import relative_error
+
+    extra = {"momentum": 0.9} if optimizer != "Adam" else {}
+    expected = keras_run(
+        lambda: getattr(keras.optimizers, optimizer)(
+            getattr(KERAS_SCHEDULES, name)(**kwargs), **extra
+        )
+    )
+    schedule = getattr(jopt.schedules, name)(**kwargs)
+    opt = getattr(jopt, optimizer)(schedule, **extra)
+    for a, e in zip(jopt_run(opt), expected, strict=True):
+        assert relative_error(a, e) <= 1e-6
+    # opt.lr at any step, and of the next update from a state, is the schedule's value.
+    oracle = getattr(KERAS_SCHEDULES, name)(**kwargs)
+    steps = np.arange(30)
+    np.testing.assert_array_equal(
+        jax.vmap(opt.lr)(jnp.asarray(steps)), jax.vmap(oracle)(jnp.asarray(steps))
+    )
+    state = opt.init({"w": jnp.ones(2)})._replace(step=jnp.int32(17))
+    assert float(opt.lr(state)) == pytest.approx(float(oracle(17)), rel=1e-6)
