@@ -28,7 +28,9 @@ def test_public_modules_export_what_they_define(module: object) -> None:
     defined = {
         n
         for n, v in vars(module).items()
-        if not n.startswith("_") and getattr(v, "__module__", None) == module.__name__  # type: ignore[attr-defined]
+        if not n.startswith("_")
+        and str(getattr(v, "__module__", "")).startswith(module.__name__)  # type: ignore[attr-defined]
+        and not inspect.ismodule(v)
     }
     assert defined == set(module.__all__)  # type: ignore[attr-defined]
 

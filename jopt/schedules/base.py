@@ -1,0 +1,94 @@
+"""The schedule protocol: the base class, its registry, and Keras's serialized form."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+__all__ = ["LearningRateSchedule", "Schedule", "deserialize", "serialize"]
+
+Schedule = Callable[[Any], ArrayLike]
+
+
+@dataclasses.dataclass(frozen=True)
+class LearningRateSchedule:
+    """Base class of jopt's schedules: a frozen dataclass whose fields are Keras's config."""
+
+    _registry: ClassVar[dict[str, type[LearningRateSchedule]]] = {}
+    _module: ClassVar[str] = "keras.optimizers.schedules"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        LearningRateSchedule._registry[cls.__name__] = cls
+
+    def __call__(self, step: Any) -> jax.Array:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        """Returns Keras's config dict for this schedule."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> LearningRateSchedule:
+        """Rebuilds a schedule from :meth:`get_config`'s (or Keras's) dict."""
+        return cls(**config)
+
+
+def _f32(x: Any) -> jax.Array:
+    return jnp.asarray(x, jnp.float32)
+
+
+def _as_float_step(step: Any) -> jax.Array:
+    return jnp.asarray(step).astype(jnp.float32)
+
+
+def serialize(schedule: LearningRateSchedule) -> dict[str, Any]:
+    """Returns Keras's serialized form ``{"class_name": ..., "config": ...}``.
+
+    Wrapped schedules (in :class:`Warmup` and :class:`Join`) are serialized nested, in
+    the same form; jopt's own classes name ``"jopt.schedules"`` as their module.
+
+    Raises:
+        TypeError: ``schedule`` (or one it wraps) is not a jopt ``LearningRateSchedule``.
+
+    Example:
+        >>> import jopt
+        >>> jopt.schedules.serialize(jopt.schedules.ExponentialDecay(0.1, 10, 0.5))["class_name"]
+        'ExponentialDecay'
+    """
+    if not isinstance(schedule, LearningRateSchedule):
+        raise TypeError(
+            f"serialize takes a jopt LearningRateSchedule, got {type(schedule).__name__}"
+        )
+    return {
+        "module": type(schedule)._module,
+        "class_name": type(schedule).__name__,
+        "config": schedule.get_config(),
+        "registered_name": None,
+    }
+
+
+def deserialize(config: dict[str, Any]) -> LearningRateSchedule:
+    """Rebuilds a schedule from :func:`serialize`'s dict or from one Keras wrote.
+
+    Example:
+        >>> import jopt
+        >>> d = {"class_name": "ExponentialDecay",
+        ...      "config": {"initial_learning_rate": 0.1, "decay_steps": 10, "decay_rate": 0.5}}
+        >>> jopt.schedules.deserialize(d) == jopt.schedules.ExponentialDecay(0.1, 10, 0.5)
+        True
+    """
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(
+            f"deserialize expects a dict with 'class_name' and 'config', got {config!r:.200}"
+        )
+    cls = LearningRateSchedule._registry.get(config["class_name"])
+    if cls is None:
+        known = ", ".join(sorted(LearningRateSchedule._registry))
+        raise ValueError(f"unknown schedule class_name {config['class_name']!r}; known: {known}")
+    return cls.from_config(dict(config.get("config", {})))
