@@ -1,6 +1,7 @@
 """The Keras optimizer classes: a short module each, composing :mod:`jopt.transforms`."""
 
 from jopt.optimizers.adadelta import Adadelta
+from jopt.optimizers.adafactor import Adafactor
 from jopt.optimizers.adagrad import Adagrad
 from jopt.optimizers.adam import Adam
 from jopt.optimizers.adamax import Adamax
@@ -15,14 +16,17 @@ from jopt.optimizers.loss_scale import (
     SkipNonFinite,
     SkipNonFiniteState,
 )
+from jopt.optimizers.muon import Muon
 from jopt.optimizers.nadam import Nadam
 from jopt.optimizers.rmsprop import RMSprop
+from jopt.optimizers.schedule_free import ScheduleFreeAdamW
 from jopt.optimizers.serialization import deserialize, get, serialize
 from jopt.optimizers.sgd import SGD
 
 __all__ = [
     "SGD",
     "Adadelta",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",
@@ -32,9 +36,11 @@ __all__ = [
     "Lion",
     "LossScaleOptimizer",
     "LossScaleState",
+    "Muon",
     "Nadam",
     "Optimizer",
     "RMSprop",
+    "ScheduleFreeAdamW",
     "SkipNonFinite",
     "SkipNonFiniteState",
     "deserialize",

@@ -294,7 +294,7 @@ class Optimizer:
             check_same_tree(state.slots[all_names[0]], grads, "params", "grads")
         if params is not None:
             check_same_tree(params, grads, "params", "grads")
-        elif want_params or self.weight_decay or self.use_ema:
+        elif want_params or self.decays_weights() or self.use_ema:
             raise ValueError(
                 f"{type(self).__name__} with weight_decay or use_ema needs params: "
                 "call update(grads, state, params)"
@@ -339,9 +339,10 @@ class Optimizer:
         updates, new_p = [], []
         for i, (gi, pi) in enumerate(zip(g, p, strict=True)):
             base = pi
-            if self.weight_decay and uses_weight_decay(paths[i], self.exclude_from_weight_decay):
+            wd = self.leaf_weight_decay(paths[i], jnp.ndim(gi))
+            if wd:
                 dtype = cdtypes[i]
-                base = decay_weights(pi, jnp.asarray(self.weight_decay, dtype), lr.astype(dtype))
+                base = decay_weights(pi, jnp.asarray(wd, dtype), lr.astype(dtype))
             u, s = self.leaf_update(
                 gi, base, {n: slots[n][i].astype(cdtypes[i]) for n in names}, ctx
             )
@@ -382,7 +383,7 @@ class Optimizer:
                 ]
         widened = any(c != d for c, d in zip(cdtypes, dtypes, strict=True))
         if (
-            self.weight_decay
+            self.decays_weights()
             or self.assigns_params
             or (self.use_ema and self.ema_overwrite_frequency)
             or widened
@@ -400,6 +401,20 @@ class Optimizer:
         )
         new_params = treedef.unflatten(new_p) if want_params else None
         return treedef.unflatten(updates), new_params, new_state
+
+    def decays_weights(self) -> bool:
+        """Whether any leaf gets weight decay (then the params are needed)."""
+        return bool(self.weight_decay)
+
+    def leaf_weight_decay(self, path: str, ndim: int) -> float | None:
+        """The decoupled weight decay of the leaf at ``path`` (of rank ``ndim``), or None.
+
+        ``weight_decay`` unless ``exclude_from_weight_decay`` excludes the path; an
+        optimizer that decays leaves differently (Muon) overrides this.
+        """
+        if self.weight_decay and uses_weight_decay(path, self.exclude_from_weight_decay):
+            return self.weight_decay
+        return None
 
     def _clip(self, g: list[jax.Array]) -> list[jax.Array]:
         """Keras's clipping, in its order of precedence (at most one is set)."""

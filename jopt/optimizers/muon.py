@@ -1,0 +1,278 @@
+"""Keras's Muon: orthogonalized momentum for matrices, AdamW for every other leaf."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from typing_extensions import Unpack
+
+from jopt.base import OptimizerState, StepContext
+from jopt.optimizers.base import LearningRate, Optimizer, default
+from jopt.optimizers.options import OptimizerOptions
+from jopt.transforms.learning_rate import adam_step_size
+from jopt.transforms.moments import complement, ema_step
+from jopt.transforms.numerics import nonzero
+from jopt.transforms.orthogonalize import newton_schulz
+from jopt.transforms.weight_decay import uses_weight_decay
+from jopt.validation import check_bool, check_number
+
+__all__ = ["Muon"]
+
+PyTree = Any
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r:.100}")
+    return value
+
+
+def _check_patterns(name: str, value: Any) -> tuple[str, ...] | None:
+    """A list of regular expressions as a tuple (hashable); ``None`` for none, as Keras's
+    ``exclude_layers or []``."""
+    if value is None:
+        return None
+    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{name} must be a list of regular expressions, got {value!r:.100}")
+    for pattern in value:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise ValueError(f"{name}: {pattern!r} is not a valid regular expression: {e}") from e
+    return tuple(value) or None
+
+
+class Muon(Optimizer):
+    """Muon with Keras 3's rule: Newton-Schulz-orthogonalized momentum on 2-D leaves.
+
+    Each leaf takes one of two rules, chosen from its pytree path (the string
+    ``jax.tree_util.keystr`` writes, e.g. ``"['dense']['kernel']"``; Keras uses the
+    variable's ``path``, e.g. ``"dense/kernel"``) and its rank:
+
+    * the AdamW rule if the leaf's rank is not 2, or ``exclude_embeddings`` and the path
+      contains ``"embedding"`` (any case), or ``re.search(pattern, path)`` matches one
+      of ``exclude_layers``;
+    * the Muon rule otherwise.
+
+    Rules, with ``g`` the gradient, ``lr`` the rate at this step and ``t`` the 1-based
+    number of this update::
+
+        Muon:   m = m + (g + m * (momentum - 1))                     # slot "momentum"
+                d = g + momentum * m   if nesterov else   m
+                o = newton_schulz(d, ns_steps, muon_a, muon_b, muon_c)
+                w = w - lr * o * sqrt(max(rows, cols)) * rms_rate    # rms_rate None: no factor
+        AdamW:  lr_a = lr * adam_lr_ratio
+                m = m + (g - m) * (1 - adam_beta_1)                  # slot "momentum"
+                v = v + (g**2 - v) * (1 - adam_beta_2)               # slot "velocity"
+                w = w - m * lr_a * sqrt(1 - adam_beta_2**t) / (1 - adam_beta_1**t)
+                          / (sqrt(v) + epsilon)
+
+    Weight decay comes first (the base applies it before the rule, as Keras does):
+    ``w = w - w * wd * lr`` with ``lr`` the step's rate (not scaled by ``adam_lr_ratio``)
+    and ``wd`` chosen per leaf by :meth:`leaf_weight_decay`: ``adam_weight_decay`` on
+    AdamW leaves, ``weight_decay`` on Muon leaves, ``None`` skipping it. Decay needs the
+    params: call ``update(grads, state, params)``.
+
+    So a pytree's leaves take the rule their path gives them: a flat list of params
+    (paths ``"[0]"``, ``"[1]"``...) matches no layer name or ``"embedding"``.
+
+    The rule of each leaf is decided by :meth:`init` and recorded in the state: a leaf
+    on the AdamW rule has a param-shaped ``"velocity"`` slot; one on the Muon rule has
+    none in Keras, here an empty placeholder of shape ``(0,)``. On bfloat16 params a Muon
+    leaf's update is float32 (Keras subtracts the float32 ``lr * o`` and rounds once).
+
+    Args:
+        learning_rate: a float >= 0 or a schedule. Default 0.001.
+        adam_beta_1: AdamW's first-moment decay, in [0, 1). Default 0.9.
+        adam_beta_2: AdamW's second-moment decay, in [0, 1). Default 0.999.
+        adam_weight_decay: decay of AdamW leaves, >= 0 or ``None``. Default 0.004.
+        epsilon: AdamW's epsilon, >= 0. Default 1e-7.
+        weight_decay: decay of Muon leaves, >= 0 or ``None``. Default 0.004.
+        exclude_layers: regular expressions; a leaf whose path matches one takes the
+            AdamW rule. Default ``None`` (none).
+        exclude_embeddings: leaves whose path contains ``"embedding"`` take the AdamW
+            rule. Default ``True``.
+        muon_a, muon_b, muon_c: the Newton-Schulz quintic's coefficients. Defaults
+            3.4445, -4.7750, 2.0315.
+        adam_lr_ratio: the AdamW rule's rate over ``learning_rate``, >= 0. Default 1.
+        momentum: the Muon rule's momentum, in [0, 1]. Default 0.95.
+        ns_steps: Newton-Schulz iterations, an integer >= 0. Default 5.
+        nesterov: Nesterov momentum for the Muon rule. Default ``True``.
+        rms_rate: scales a Muon update by ``sqrt(max(rows, cols)) * rms_rate`` (Moonlight's
+            RMS matching), > 0, or ``None`` for no scaling. Default 0.2.
+        name: Keras's name; default ``None`` means ``"muon"``.
+
+    Example:
+        >>> import jax.numpy as jnp, jopt
+        >>> from jopt.optimizers.muon import Muon
+        >>> opt = Muon(learning_rate=0.01, weight_decay=None, adam_weight_decay=None)
+        >>> params = {"dense": {"kernel": jnp.ones((2, 2)), "bias": jnp.zeros(2)}}
+        >>> state = opt.init(params)
+        >>> state.slots["velocity"]["dense"]["kernel"].shape  # Muon rule: no velocity
+        (0,)
+        >>> grads = {"dense": {"kernel": jnp.eye(2), "bias": jnp.ones(2)}}
+        >>> params, state = opt.apply_gradients(grads, state, params)
+        >>> params["dense"]["bias"]
+        Array([-0.0099999, -0.0099999], dtype=float32)
+    """
+
+    keras_name = "muon"
+
+    adam_beta_1: float
+    adam_beta_2: float
+    adam_weight_decay: float | None
+    epsilon: float
+    weight_decay: float | None
+    exclude_layers: tuple[str, ...] | None
+    exclude_embeddings: bool
+    muon_a: float
+    muon_b: float
+    muon_c: float
+    adam_lr_ratio: float
+    momentum: float
+    ns_steps: int
+    nesterov: bool
+    rms_rate: float | None
+
+    def __init__(
+        self,
+        learning_rate: LearningRate = default(0.001),
+        adam_beta_1: float = 0.9,
+        adam_beta_2: float = 0.999,
+        adam_weight_decay: float | None = 0.004,
+        epsilon: float = 1e-7,
+        weight_decay: float | None = 0.004,
+        exclude_layers: Sequence[str] | None = None,
+        exclude_embeddings: bool = True,
+        muon_a: float = 3.4445,
+        muon_b: float = -4.7750,
+        muon_c: float = 2.0315,
+        adam_lr_ratio: float = 1,
+        momentum: float = 0.95,
+        ns_steps: int = 5,
+        nesterov: bool = True,
+        rms_rate: float | None = 0.2,
+        **options: Unpack[OptimizerOptions],
+    ) -> None:
+        options = {"weight_decay": weight_decay, **options}
+        super().__init__(
+            learning_rate,
+            dict(
+                adam_beta_1=check_number("adam_beta_1", adam_beta_1, 0.0, 1.0, high_open=True),
+                adam_beta_2=check_number("adam_beta_2", adam_beta_2, 0.0, 1.0, high_open=True),
+                adam_weight_decay=None
+                if adam_weight_decay is None
+                else check_number("adam_weight_decay", adam_weight_decay, low=0.0),
+                epsilon=check_number("epsilon", epsilon, low=0.0),
+                exclude_layers=_check_patterns("exclude_layers", exclude_layers),
+                exclude_embeddings=check_bool("exclude_embeddings", exclude_embeddings),
+                muon_a=check_number("muon_a", muon_a),
+                muon_b=check_number("muon_b", muon_b),
+                muon_c=check_number("muon_c", muon_c),
+                adam_lr_ratio=check_number("adam_lr_ratio", adam_lr_ratio, low=0.0),
+                momentum=check_number("momentum", momentum, 0.0, 1.0),
+                ns_steps=_check_int("ns_steps", ns_steps, 0),
+                nesterov=check_bool("nesterov", nesterov),
+                rms_rate=None
+                if rms_rate is None
+                else check_number("rms_rate", rms_rate, low=0.0, low_open=True),
+            ),
+            options,
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        """Keras's config; ``exclude_layers`` is written as Keras writes it, a list."""
+        config = super().get_config()
+        config["exclude_layers"] = list(self.exclude_layers or ())
+        return config
+
+    def uses_adamw(self, path: str, ndim: int) -> bool:
+        """Whether the leaf at ``path`` (a ``keystr``) of rank ``ndim`` takes the AdamW rule.
+
+        Example:
+            >>> from jopt.optimizers.muon import Muon
+            >>> opt = Muon(exclude_layers=["head"])
+            >>> [opt.uses_adamw(p, 2) for p in ("['dense']['kernel']", "['head']['kernel']")]
+            [False, True]
+            >>> opt.uses_adamw("['Embedding']['embeddings']", 2), opt.uses_adamw("['b']", 1)
+            (True, True)
+        """
+        if ndim != 2:
+            return True
+        if self.exclude_embeddings and "embedding" in path.lower():
+            return True
+        return any(re.search(pattern, path) for pattern in self.exclude_layers or ())
+
+    def slot_names(self) -> tuple[str, ...]:
+        return ("momentum", "velocity")
+
+    def init(self, params: PyTree) -> OptimizerState:
+        """The base's state, with a ``"velocity"`` slot only on the leaves on the AdamW rule."""
+        state = super().init(params)
+
+        def velocity(path: Any, p: Any, slot: jax.Array) -> jax.Array:
+            if self.uses_adamw(jax.tree_util.keystr(path), len(jnp.shape(p))):
+                return slot
+            return jnp.zeros((0,), slot.dtype)
+
+        velocities = jax.tree_util.tree_map_with_path(velocity, params, state.slots["velocity"])
+        return state._replace(slots={**state.slots, "velocity": velocities})
+
+    def leaf_weight_decay(self, path: str, ndim: int) -> float | None:
+        """The weight decay of the leaf at ``path`` of rank ``ndim``, as Keras's Muon
+        chooses it: ``adam_weight_decay`` on AdamW leaves, ``weight_decay`` on Muon leaves,
+        ``None`` (no decay) where ``exclude_from_weight_decay`` matches the path.
+
+        Example:
+            >>> from jopt.optimizers.muon import Muon
+            >>> opt = Muon(exclude_from_weight_decay=["bias"])
+            >>> [opt.leaf_weight_decay(p, 2) for p in ("['dense']['kernel']", "['dense']['bias']")]
+            [0.004, None]
+        """
+        if not uses_weight_decay(path, self.exclude_from_weight_decay):
+            return None
+        return self.adam_weight_decay if self.uses_adamw(path, ndim) else self.weight_decay
+
+    def decays_weights(self) -> bool:
+        """Whether any leaf may get weight decay (then ``update`` needs the params)."""
+        return bool(self.weight_decay or self.adam_weight_decay)
+
+    def leaf_update(
+        self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext
+    ) -> tuple[jax.Array, dict[str, Any]]:
+        if slots["velocity"].shape == g.shape:
+            step, new = self._adamw_step(g, slots, ctx)
+        else:
+            step, new = self._muon_step(g, slots, ctx)
+        return -step, new
+
+    def _adamw_step(
+        self, g: jax.Array, slots: dict[str, jax.Array], ctx: StepContext
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        dtype = g.dtype
+        t = (ctx.step + 1).astype(dtype)
+        lr = (ctx.lr * self.adam_lr_ratio).astype(dtype)
+        alpha = adam_step_size(
+            lr, jnp.asarray(self.adam_beta_1, dtype), jnp.asarray(self.adam_beta_2, dtype), t
+        )
+        m = ema_step(slots["momentum"], g, complement(self.adam_beta_1))
+        v = ema_step(slots["velocity"], jnp.square(g), complement(self.adam_beta_2))
+        return (m * alpha) / (jnp.sqrt(v) + nonzero(self.epsilon, dtype)), {
+            "momentum": m,
+            "velocity": v,
+        }
+
+    def _muon_step(
+        self, g: jax.Array, slots: dict[str, jax.Array], ctx: StepContext
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        m = slots["momentum"] + (g + slots["momentum"] * (self.momentum - 1))
+        d = g + self.momentum * m if self.nesterov else m
+        x = ctx.lr * newton_schulz(d, self.ns_steps, self.muon_a, self.muon_b, self.muon_c)
+        if self.rms_rate is not None:
+            # Keras's Moonlight scaling: sqrt of an int32 max, a float32 factor.
+            x = x * jnp.sqrt(jnp.maximum(x.shape[0], x.shape[1])) * self.rms_rate
+        return x, {"momentum": m, "velocity": slots["velocity"]}
