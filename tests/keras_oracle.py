@@ -89,3 +89,29 @@ def jopt_run(
             out[j].append(np.asarray(p.astype(jnp.float32)))
     result = [np.stack(o) for o in out]
     return result if final is None else [*result, final(opt, state)]
+
+
+def _same_config_value(a: Any, b: Any) -> bool:
+    # Keras writes float rates rounded to float32 (0.05 -> 0.05000000074505806).
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= 1e-7 * abs(b)
+    if isinstance(a, dict):  # a serialized schedule
+        return a["class_name"] == b["class_name"] and a["config"] == b["config"]
+    return a == b
+
+
+def assert_config_matches_keras(make: Callable[[], Any], make_keras: Callable[[], Any]) -> None:
+    """jopt's config has Keras's keys and values, and both configs rebuild the optimizer.
+
+    Keras appends a per-process counter to repeated default names ("adam_3"); jopt keeps
+    the plain auto name (its ``keras_name``) so equal configs stay equal and hash alike.
+    """
+    ours, theirs = make().get_config(), make_keras().get_config()
+    assert ours.keys() == theirs.keys()
+    assert theirs["name"].startswith(ours["name"])
+    for key in ours.keys() - {"name"}:
+        assert _same_config_value(ours[key], theirs[key]), key
+    assert type(make()).from_config(ours) == make()
+    rebuilt = type(make()).from_config(theirs | {"name": ours["name"]})
+    for key, value in rebuilt.get_config().items():
+        assert _same_config_value(value, ours[key]), key

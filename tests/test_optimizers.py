@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import jopt
+from tests.keras_oracle import assert_config_matches_keras
 
 OPTIMIZERS = [
     jopt.SGD(0.1),
@@ -191,26 +192,11 @@ def test_legacy_spelling_on_the_keras_3_classes() -> None:
     ],
 )
 def test_config_matches_keras_and_round_trips(make: Any, keras_make: Any) -> None:
-    def same(a: Any, b: Any) -> bool:
-        # Keras writes float rates rounded to float32 (0.05 -> 0.05000000074505806).
-        if isinstance(a, float) and isinstance(b, float):
-            return a == pytest.approx(b, rel=1e-7)
-        if isinstance(a, dict):  # a serialized schedule
-            return a["class_name"] == b["class_name"] and a["config"] == b["config"]
-        return a == b
-
-    ours, theirs = make().get_config(), keras_make().get_config()
-    assert ours.keys() == theirs.keys()
-    # Keras appends a per-process counter to repeated default names ("adam_3"); jopt
-    # keeps the plain auto name so equal configs stay equal.
-    assert theirs["name"].startswith(ours["name"])
-    for key in ours.keys() - {"name"}:
-        assert same(ours[key], theirs[key]), key
-    assert type(make()).from_config(ours) == make()
-    rebuilt = type(make()).from_config(theirs | {"name": ours["name"]})
-    for key, value in rebuilt.get_config().items():
-        assert same(value, ours[key]), key
-    assert rebuilt.lr() == make().lr()
+    assert_config_matches_keras(make, keras_make)
+    assert (
+        type(make()).from_config(keras_make().get_config() | {"name": make().name}).lr()
+        == make().lr()
+    )
 
 
 def test_default_names_are_keras_auto_names() -> None:

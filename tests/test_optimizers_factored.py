@@ -24,7 +24,7 @@ from jopt.optimizers.adafactor import Adafactor
 from jopt.optimizers.muon import Muon
 from jopt.optimizers.schedule_free import ScheduleFreeAdamW
 from jopt.transforms.orthogonalize import newton_schulz
-from tests.keras_oracle import jopt_run, keras_run
+from tests.keras_oracle import assert_config_matches_keras, jopt_run, keras_run
 from tests.problems import SHAPES, STEPS, make_problem, relative_error
 
 # Compiled, XLA fuses and reassociates, so allow float32 rounding accumulated over 25
@@ -410,22 +410,7 @@ def test_muon_without_weight_decay_needs_no_params() -> None:
     ],
 )
 def test_config_and_name_match_keras_and_round_trip(make: Any, make_keras: Any) -> None:
-    def same(a: Any, b: Any) -> bool:
-        if isinstance(a, float) and isinstance(b, float):  # Keras rounds rates to float32
-            return a == pytest.approx(b, rel=1e-7)
-        if isinstance(a, dict):  # a serialized schedule
-            return a["class_name"] == b["class_name"] and a["config"] == b["config"]
-        return a == b
-
-    ours, theirs = make().get_config(), make_keras().get_config()
-    assert ours.keys() == theirs.keys()
-    assert theirs["name"].startswith(ours["name"])
-    for key in ours.keys() - {"name"}:
-        assert same(ours[key], theirs[key]), key
-    assert type(make()).from_config(ours) == make()
-    rebuilt = type(make()).from_config(theirs | {"name": ours["name"]})
-    for key, value in rebuilt.get_config().items():
-        assert same(value, ours[key]), key
+    assert_config_matches_keras(make, make_keras)
 
 
 def test_defaults_and_names_are_keras_s() -> None:
