@@ -20,6 +20,7 @@ from jopt.base import (
     apply_updates,
     chain,
 )
+from jopt.groups import Partition, PartitionState, freeze, partition, set_group_hyperparams
 from jopt.hyperparams import hyperparams, set_hyperparams
 from jopt.optimizers import (
     SGD,
@@ -63,6 +64,8 @@ __all__ = [
     "Nadam",
     "Optimizer",
     "OptimizerState",
+    "Partition",
+    "PartitionState",
     "RMSprop",
     "ScheduleFreeAdamW",
     "SkipNonFinite",
@@ -72,9 +75,12 @@ __all__ = [
     "apply_gradients",
     "apply_updates",
     "chain",
+    "freeze",
     "hyperparams",
     "legacy",
     "optimizers",
+    "partition",
     "schedules",
+    "set_group_hyperparams",
     "set_hyperparams",
 ]

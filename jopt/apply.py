@@ -7,6 +7,7 @@ from typing import Any
 import jax
 
 from jopt.base import Transformation, apply_updates
+from jopt.groups import Partition
 from jopt.optimizers.base import Optimizer
 from jopt.optimizers.loss_scale import _Wrapper
 from jopt.pytrees import check_same_tree
@@ -19,7 +20,8 @@ PyTree = Any
 def _step(
     tx: Transformation, grads: PyTree, params: PyTree, state: PyTree
 ) -> tuple[PyTree, PyTree]:
-    if isinstance(tx, Optimizer | _Wrapper):  # Keras's arithmetic for the new params
+    # Keras's arithmetic for the new params (each group's own in a partition).
+    if isinstance(tx, Optimizer | _Wrapper | Partition):
         return tx.apply(grads, state, params)
     updates, state = tx.update(grads, state, params)
     return apply_updates(params, updates), state
