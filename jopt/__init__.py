@@ -43,6 +43,7 @@ from jopt.optimizers import (
     SkipNonFinite,
     SkipNonFiniteState,
 )
+from jopt.sweeps import sweep_init
 
 __version__ = "0.1.0"
 
@@ -83,4 +84,5 @@ __all__ = [
     "schedules",
     "set_group_hyperparams",
     "set_hyperparams",
+    "sweep_init",
 ]
