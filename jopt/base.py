@@ -7,13 +7,15 @@ goes into :func:`jopt.chain`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jopt.pytrees import check_same_tree
+from jopt.transforms.numerics import nonzero
 
 __all__ = [
     "GradientTransformation",
@@ -64,12 +66,20 @@ class OptimizerState(NamedTuple):
         step: int32 scalar, the number of updates applied so far (Keras's ``iterations``).
             The next update is step ``step + 1`` for bias correction and reads the
             learning-rate schedule at ``step``, as Keras does.
-        hyperparams: live float32 scalars by name: ``{"learning_rate": ...}`` when the
-            learning rate is a number, ``{"learning_rate_scale": 1.0}`` (a multiplier
-            on the schedule) when it is a schedule. The constructor gives the initial
-            values; the state holds the ones the next update uses, so a restored
-            checkpoint resumes with its own. Read and change them with
-            :func:`jopt.hyperparams` and :func:`jopt.set_hyperparams`.
+        hyperparams: the live hyperparameters, float32 scalars by name whatever the
+            params' dtype: ``"learning_rate"`` when the learning rate is a number, or
+            ``"learning_rate_scale"`` (a multiplier on the schedule, 1.0) when it is a
+            schedule; the rule's numeric arguments (``"beta_1"``, ``"rho"``,
+            ``"momentum"``, ``"epsilon"``...); and the base options that are on
+            (``"weight_decay"``, ``"clipnorm"``, ``"ema_momentum"``...). **The
+            constructor gives the initial values; the state holds the live ones**: the
+            next update uses these, so changing them between steps does not recompile,
+            and a restored checkpoint resumes with its own. Read and change them with
+            :func:`jopt.hyperparams` and :func:`jopt.set_hyperparams` (or
+            :meth:`jopt.Optimizer.set_hyperparams`, which checks values as the
+            constructor does). Booleans, integers that shape the step, and values the
+            constructor turned off (``weight_decay=None``, SGD's ``momentum=0``) stay in
+            the optimizer's config; see :meth:`jopt.Optimizer.initial_hyperparams`.
         slots: per-parameter accumulators by Keras's slot name (``"momentum"``,
             ``"velocity"``, ...), each a pytree with the params' structure, e.g.
             ``state.slots["velocity"]["dense"]["kernel"]``.
@@ -81,6 +91,8 @@ class OptimizerState(NamedTuple):
         >>> state = jopt.Adam().init({"w": jnp.zeros(3)})
         >>> int(state.step), sorted(state.slots)
         (0, ['momentum', 'velocity'])
+        >>> sorted(state.hyperparams)
+        ['beta_1', 'beta_2', 'epsilon', 'learning_rate']
     """
 
     step: jax.Array
@@ -92,26 +104,133 @@ class OptimizerState(NamedTuple):
 class StepContext(NamedTuple):
     """What every leaf of one update shares, computed once per step.
 
+    A rule reads its hyperparameters through the methods below, never from the
+    optimizer's attributes: they give the live value held in the state, with Keras's
+    exact arithmetic while that value is still the constructor's. Keras uses most
+    hyperparameters as Python floats (``1 - beta_2`` computed in float64 and rounded
+    once, ``0.9 * m`` rounded to ``m``'s dtype); the state holds float32 scalars, and
+    ``1 - f32(0.999)`` is 1e-5 (relative) away from ``f32(1 - 0.999)``. So a value is
+    ``fn(the constructor's Python number)`` while the live float32 value equals the
+    constructor's rounded to float32, and ``fn(the live value)`` once it was changed: a
+    scalar compare and select, made once per step and dtype (``cache``), which costs
+    nothing next to the leaves' work. Where both give the same bits (the value itself
+    in float32) the live value is used as it is.
+
     Attributes:
         step: int32, the number of updates applied before this one.
         lr: float32, this update's learning rate.
         scalars: the optimizer-wide values for this step (see ``OptimizerState.scalars``);
             what the update leaves here is stored in the new state.
+        hyperparams: the live float32 hyperparameters by name (``OptimizerState.hyperparams``).
+        initial: the constructor's value of each of them, as Python numbers.
+        cache: a dict the methods fill during one step, so that leaves of one dtype share
+            one value; ``None`` computes each anew.
 
     Example:
         >>> import jax.numpy as jnp, jopt
-        >>> ctx = jopt.StepContext(jnp.int32(0), jnp.float32(0.1), {})
+        >>> ctx = jopt.StepContext(jnp.int32(0), jnp.float32(0.1), {},
+        ...                        {"beta_2": jnp.float32(0.999)}, {"beta_2": 0.999})
         >>> ctx.lr_as(jnp.bfloat16).dtype
         dtype(bfloat16)
+        >>> float(ctx.complement("beta_2", jnp.float32))  # Keras's f32(1 - 0.999)
+        0.0010000000474974513
+        >>> ctx = ctx._replace(hyperparams={"beta_2": jnp.float32(0.99)})
+        >>> float(ctx.complement("beta_2", jnp.float32))  # changed: 1 - f32(0.99)
+        0.009999990463256836
     """
 
     step: jax.Array
     lr: jax.Array
     scalars: dict[str, jax.Array]
+    hyperparams: Mapping[str, jax.Array] = {}
+    initial: Mapping[str, float] = {}
+    cache: dict[Any, Any] | None = None
 
     def lr_as(self, dtype: Any) -> jax.Array:
         """The rate cast to a leaf's dtype, as Keras casts it to the variable's."""
         return self.lr.astype(dtype)
+
+    def is_initial(self, name: str) -> jax.Array | bool:
+        """Whether hyperparameter ``name`` still holds the constructor's value (``True``
+        when the state does not hold it)."""
+        live = self.hyperparams.get(name)
+        return True if live is None else live == jnp.float32(self.initial[name])
+
+    def hyper(self, name: str, fn: Callable[[Any], Any], key: Any = None) -> Any:
+        """``fn`` of hyperparameter ``name``: ``fn(constructor's Python number)`` while
+        the live value equals it, else ``fn(live float32 array)``.
+
+        ``fn`` must give the same shape and dtype for both (e.g. end with
+        ``.astype(dtype)``). A hashable ``key`` naming what ``fn`` computes (with its
+        dtype) lets leaves share the result through ``cache``.
+        """
+        if key is not None and self.cache is not None:
+            cached = self.cache.get((name, key))
+            if cached is None:
+                cached = self.cache[(name, key)] = self.hyper(name, fn)
+            return cached
+        initial = self.initial[name]
+        live = self.hyperparams.get(name)
+        if live is None:
+            return fn(initial)
+        return jnp.where(live == jnp.float32(initial), fn(initial), fn(live))
+
+    def value(self, name: str, dtype: Any) -> jax.Array:
+        """Hyperparameter ``name`` as a Python float is used with ``dtype`` arrays
+        (``beta * m``: a weakly typed scalar, rounded to float32, then to ``dtype``).
+
+        That is the live float32 value cast to ``dtype``, bit for bit, so no select is
+        made (unless 64-bit floats are on).
+        """
+        dtype = jnp.dtype(dtype)
+        if name in self.hyperparams and jax.dtypes.canonicalize_dtype(float) == jnp.float32:
+            if dtype == jnp.float32:
+                return self.hyperparams[name]
+            return self._shared(
+                name, ("value", dtype), lambda: self.hyperparams[name].astype(dtype)
+            )
+        return self.hyper(name, lambda x: jnp.asarray(x).astype(dtype), ("value", dtype))
+
+    def cast(self, name: str, dtype: Any) -> jax.Array:
+        """Hyperparameter ``name`` rounded to ``dtype`` directly, as Keras's
+        ``ops.cast(self.beta_1, dtype)`` (in float16 this can differ from :meth:`value`,
+        which rounds to float32 first)."""
+        dtype = jnp.dtype(dtype)
+        if name in self.hyperparams and dtype == jnp.float32:
+            return self.hyperparams[name]  # f32(value), the same bits either way
+        return self.hyper(name, lambda x: jnp.asarray(x, dtype), ("cast", dtype))
+
+    def complement(self, name: str, dtype: Any, in_dtype: bool = False) -> jax.Array:
+        """``1 - value`` in ``dtype``: computed in Python and rounded once, as Keras 3's
+        ``1 - self.beta_1`` (a changed value: in float32, then rounded); or with
+        ``in_dtype``, computed in ``dtype`` from the value rounded to it, as TensorFlow's
+        kernels (tf.keras 2)."""
+        dtype = jnp.dtype(dtype)
+        if in_dtype:
+            return self._shared(
+                name, ("1 - cast", dtype), lambda: jnp.asarray(1.0, dtype) - self.cast(name, dtype)
+            )
+        return self.hyper(name, lambda x: jnp.asarray(1 - x).astype(dtype), ("1 -", dtype))
+
+    def epsilon(self, name: str, dtype: Any) -> jax.Array:
+        """Hyperparameter ``name`` rounded to ``dtype``, a positive value never to 0
+        (see :func:`jopt.transforms.numerics.nonzero`)."""
+        dtype = jnp.dtype(dtype)
+        initial = self.initial[name]
+        if (
+            name in self.hyperparams
+            and dtype == jnp.float32
+            and (initial <= 0 or np.float32(initial) != 0)
+        ):
+            return self.hyperparams[name]  # f32(value), the same bits either way
+        return self.hyper(name, lambda x: nonzero(x, dtype), ("epsilon", dtype))
+
+    def _shared(self, name: str, key: Any, make: Callable[[], Any]) -> Any:
+        if self.cache is None:
+            return make()
+        if (name, key) not in self.cache:
+            self.cache[(name, key)] = make()
+        return self.cache[(name, key)]
 
 
 def apply_updates(params: PyTree, updates: PyTree) -> PyTree:

@@ -1,7 +1,18 @@
 """Live hyperparameters: read and change the values held in an optimizer state.
 
-The constructor gives the initial values; the state holds the live ones. Changing them
-between steps needs no recompilation, because the compiled step reads them as inputs.
+The constructor gives the initial values; the state holds the live ones. Every jopt
+optimizer's state holds its numeric hyperparameters (learning rate, betas, rho,
+momentum, epsilon, weight decay, clip thresholds...; see
+:meth:`jopt.Optimizer.initial_hyperparams`) as float32 scalars, whatever the params'
+dtype, as Keras keeps them in variables. Changing them between steps needs no
+recompilation, because the compiled step reads them as inputs; a restored checkpoint
+resumes with its own values.
+
+While a value equals the constructor's, the step computes with the constructor's
+Python number exactly as Keras does (``1 - beta_2`` in float64, rounded once), so runs
+stay bit-identical to Keras; a changed value is used as the float32 it is stored as
+(``1 - beta_2`` then computed in float32, as tf.keras 2 did: within a float32 rounding
+of the hyperparameter of Keras with the same change).
 """
 
 from __future__ import annotations
@@ -32,13 +43,14 @@ def hyperparams(state: PyTree) -> dict[str, Any]:
     """Returns the live hyperparameters of a jopt state, as float32 arrays by name.
 
     For one optimizer's state, a flat dict; for a container of states (a
-    :func:`jopt.chain`'s dict, a list...), a dict from each state's path to its dict.
+    :func:`jopt.chain`'s dict, a list, a wrapper's state...), a dict from each state's
+    path to its dict.
 
     Example:
         >>> import jax.numpy as jnp, jopt
-        >>> state = jopt.SGD(0.1).init({"w": jnp.ones(2)})
+        >>> state = jopt.SGD(0.1, momentum=0.9).init({"w": jnp.ones(2)})
         >>> jopt.hyperparams(state)
-        {'learning_rate': Array(0.1, dtype=float32)}
+        {'learning_rate': Array(0.1, dtype=float32), 'momentum': Array(0.9, dtype=float32)}
     """
     if _is_state(state):
         return dict(state.hyperparams)
@@ -51,23 +63,30 @@ def hyperparams(state: PyTree) -> dict[str, Any]:
 def set_hyperparams(state: PyTree, **values: Any) -> PyTree:
     """Returns ``state`` with live hyperparameters replaced; no recompilation follows.
 
-    Each value is set in every optimizer state within ``state`` that holds that name,
-    as a float32 array of the shape it had. Python numbers are checked (a learning rate
-    must be >= 0 and finite).
+    Works on any jopt state or container of them (a :func:`jopt.chain`'s, a wrapper's):
+    each value is set in every optimizer state within ``state`` that holds that name,
+    as a float32 array of the shape it had. Python numbers must be finite (a learning
+    rate or ``learning_rate_scale`` also >= 0); arrays, traced ones included, are taken
+    as they are. Ranges are not checked here: :meth:`jopt.Optimizer.set_hyperparams`
+    checks a value as the optimizer's constructor does.
 
-    With a schedule as learning rate the state holds ``learning_rate_scale``, a
-    multiplier on the schedule's value (1.0 at init); setting ``learning_rate`` there
-    is an error that says so.
+    Only the names a state holds can be set. With a schedule as learning rate the state
+    holds ``learning_rate_scale``, a multiplier on the schedule's value (1.0 at init);
+    setting ``learning_rate`` there is an error that says so. A value whose constructor
+    value left a part of the rule out (``weight_decay=None``, SGD's ``momentum=0``) is
+    not held: the compiled step has no such part, so build a new optimizer instead.
 
     Raises:
-        ValueError: no state within ``state`` holds a given name.
+        ValueError: no state within ``state`` holds a given name, or a Python value is
+            not finite (or a negative rate).
 
     Example:
         >>> import jax.numpy as jnp, jopt
         >>> opt = jopt.Adam(1e-3)
-        >>> state = jopt.set_hyperparams(opt.init({"w": jnp.ones(2)}), learning_rate=1e-4)
-        >>> float(opt.lr(state))
-        9.999999747378752e-05
+        >>> state = opt.init({"w": jnp.ones(2)})
+        >>> state = jopt.set_hyperparams(state, learning_rate=1e-4, beta_2=0.99)
+        >>> float(opt.lr(state)), float(jopt.hyperparams(state)["beta_2"])
+        (9.999999747378752e-05, 0.9900000095367432)
     """
     states = _states(state)
     for name, value in values.items():
@@ -77,13 +96,15 @@ def set_hyperparams(state: PyTree, **values: Any) -> PyTree:
                 "; the learning rate is a schedule here: set learning_rate_scale, a "
                 "multiplier on it"
                 if name == "learning_rate" and "learning_rate_scale" in held
-                else ""
+                else "; a value the constructor turned off (0 or None) or one that shapes "
+                "the compiled step (a bool, an int) is not held: build a new optimizer"
             )
             raise ValueError(
                 f"no optimizer state holds hyperparameter {name!r} (held: {held}){hint}"
             )
         if not isinstance(value, jax.Array | jax.core.Tracer):
-            check_number(name, value, low=0.0)
+            rate = name in ("learning_rate", "learning_rate_scale")
+            check_number(name, value, low=0.0 if rate else None)
 
     def replace(s: Any) -> Any:
         if not _is_state(s):

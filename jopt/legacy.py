@@ -35,9 +35,8 @@ from jopt import optimizers
 from jopt.base import StepContext
 from jopt.optimizers.base import LearningRate, default
 from jopt.optimizers.options import OptimizerOptions
-from jopt.transforms.moments import complement, ema_mix, ema_step
+from jopt.transforms.moments import ema_mix, ema_step
 from jopt.transforms.momentum import heavy_ball
-from jopt.transforms.numerics import nonzero
 
 __all__ = ["SGD", "Adam", "RMSprop"]
 
@@ -71,7 +70,9 @@ class RMSprop(optimizers.RMSprop):
             m = momentum * m + lr * g / sqrt(d);  w = w - m   # slot "momentum"
 
     Defaults as :class:`jopt.RMSprop` (lr 0.001, rho 0.9, momentum 0, epsilon 1e-7);
-    ``epsilon`` of ``None`` or 0 means 1e-7.
+    ``epsilon`` of ``None`` or 0 means 1e-7. The constructor's ``momentum`` picks the
+    rule: one built with momentum > 0 and set to 0 live keeps the kernel rule (epsilon
+    inside the root), and one built with 0 holds no live ``momentum``.
 
     Example:
         >>> import jopt
@@ -97,9 +98,9 @@ class RMSprop(optimizers.RMSprop):
     ) -> tuple[jax.Array, dict[str, Any]]:
         dtype = g.dtype
         lr = ctx.lr_as(dtype)
-        rho = jnp.asarray(self.rho, dtype)
-        one_minus_rho = complement(self.rho, dtype)
-        epsilon = nonzero(self.epsilon, dtype)
+        rho = ctx.cast("rho", dtype)
+        one_minus_rho = ctx.complement("rho", dtype, in_dtype=True)
+        epsilon = ctx.epsilon("epsilon", dtype)
         new: dict[str, Any] = {}
         if self.momentum == 0:
             new["velocity"] = denominator = ema_mix(
@@ -114,9 +115,7 @@ class RMSprop(optimizers.RMSprop):
             new["average_gradient"] = ema_step(slots["average_gradient"], g, one_minus_rho)
             denominator = denominator - jnp.square(new["average_gradient"])
         increment = (g * lr) / jnp.sqrt(denominator + epsilon)
-        new["momentum"] = heavy_ball(
-            slots["momentum"], increment, jnp.asarray(self.momentum, dtype)
-        )
+        new["momentum"] = heavy_ball(slots["momentum"], increment, ctx.cast("momentum", dtype))
         return -new["momentum"], new
 
 

@@ -42,7 +42,7 @@ def test_schedule_rates_are_scaled_by_learning_rate_scale() -> None:
     schedule = jopt.schedules.ExponentialDecay(0.1, decay_steps=2, decay_rate=0.5)
     opt = jopt.Adam(schedule)
     state = opt.init({"w": jnp.ones(2)})
-    assert jopt.hyperparams(state) == {"learning_rate_scale": 1.0}
+    assert jopt.hyperparams(state)["learning_rate_scale"] == 1.0
     state = jopt.set_hyperparams(state, learning_rate_scale=0.25)
     np.testing.assert_allclose(opt.lr(state), 0.25 * 0.1, rtol=1e-7)
     with pytest.raises(ValueError, match="set learning_rate_scale"):
@@ -52,7 +52,7 @@ def test_schedule_rates_are_scaled_by_learning_rate_scale() -> None:
 def test_hyperparams_inside_a_chain_are_read_and_set_by_name() -> None:
     tx = jopt.chain(optax.clip_by_global_norm(1.0), jopt.Adam(0.01))
     state = tx.init({"w": jnp.ones(2)})
-    assert jopt.hyperparams(state) == {"['adam']": {"learning_rate": pytest.approx(0.01)}}
+    assert jopt.hyperparams(state)["['adam']"]["learning_rate"] == pytest.approx(0.01)
     state = jopt.set_hyperparams(state, learning_rate=0.5)
     assert float(state["adam"].hyperparams["learning_rate"]) == 0.5
     assert isinstance(state["0"], optax.ClipByGlobalNormState)

@@ -11,8 +11,7 @@ from typing_extensions import Unpack
 from jopt.base import StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
-from jopt.transforms.moments import complement, ema_mix
-from jopt.transforms.numerics import nonzero
+from jopt.transforms.moments import ema_mix
 from jopt.validation import check_number
 
 __all__ = ["Adadelta"]
@@ -52,6 +51,7 @@ class Adadelta(Optimizer):
     """
 
     keras_name = "adadelta"
+    hyperparam_names = ("rho", "epsilon")
 
     rho: float
     epsilon: float
@@ -78,16 +78,18 @@ class Adadelta(Optimizer):
     def leaf_update(
         self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext
     ) -> tuple[jax.Array, dict[str, Any]]:
-        lr = ctx.lr_as(g.dtype)
-        one_minus_rho = complement(self.rho)
+        dtype = g.dtype
+        lr = ctx.lr_as(dtype)
+        rho, one_minus_rho = ctx.value("rho", dtype), ctx.complement("rho", dtype)
+        epsilon = ctx.epsilon("epsilon", dtype)
 
         def rms(x: jax.Array) -> jax.Array:
-            return jnp.sqrt(x + nonzero(self.epsilon, x.dtype))
+            return jnp.sqrt(x + epsilon)
 
-        grad_average = ema_mix(slots["accumulated_grad"], jnp.square(g), self.rho, one_minus_rho)
+        grad_average = ema_mix(slots["accumulated_grad"], jnp.square(g), rho, one_minus_rho)
         delta = -((rms(slots["accumulated_delta_var"]) * g) / rms(grad_average))
         delta_average = ema_mix(
-            slots["accumulated_delta_var"], jnp.square(delta), self.rho, one_minus_rho
+            slots["accumulated_delta_var"], jnp.square(delta), rho, one_minus_rho
         )
         return lr * delta, {
             "accumulated_grad": grad_average,

@@ -13,7 +13,6 @@ from jopt.base import OptimizerState, StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.moments import ema_mix
-from jopt.transforms.numerics import nonzero
 from jopt.validation import check_bool, check_number
 
 __all__ = ["Adafactor"]
@@ -108,6 +107,7 @@ class Adafactor(Optimizer):
     """
 
     keras_name = "adafactor"
+    hyperparam_names = ("beta_2_decay", "epsilon_1", "epsilon_2", "clip_threshold")
 
     beta_2_decay: int | float
     epsilon_1: float
@@ -182,9 +182,13 @@ class Adafactor(Optimizer):
         if not callable(self.learning_rate) and self.relative_step:
             lr = jnp.minimum(lr, 1 / jnp.sqrt(t))
         rho = jnp.minimum(lr, 1 / jnp.sqrt(t))
-        alpha = jnp.maximum(jnp.asarray(self.epsilon_2, dtype), _rms(p)) * rho
-        s = jnp.square(g) + nonzero(self.epsilon_1, g.dtype)
-        beta_2_t = 1 - jnp.power(t, self.beta_2_decay)
+        alpha = jnp.maximum(ctx.cast("epsilon_2", dtype), _rms(p)) * rho
+        s = jnp.square(g) + ctx.epsilon("epsilon_1", dtype)
+        # A Python exponent as Keras's (an int takes integer_pow); a changed one in dtype.
+        beta_2_t = 1 - ctx.hyper(
+            "beta_2_decay",
+            lambda e: jnp.power(t, e.astype(dtype) if isinstance(e, jax.Array) else e),
+        )
         one_minus = 1 - beta_2_t
         new = dict(slots)
         if g.ndim >= 2:
@@ -196,5 +200,5 @@ class Adafactor(Optimizer):
         else:
             new["velocity"] = ema_mix(slots["velocity"], s, beta_2_t, one_minus)
         u = g / jnp.sqrt(new["velocity"])
-        u = u / jnp.maximum(one, _rms(u) / self.clip_threshold)
+        u = u / jnp.maximum(one, _rms(u) / ctx.value("clip_threshold", dtype))
         return -(alpha * u), new

@@ -12,7 +12,6 @@ from jopt.base import OptimizerState, StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.accumulators import accumulate_square, constant_like
-from jopt.transforms.numerics import nonzero
 from jopt.validation import check_number
 
 __all__ = ["Adagrad"]
@@ -48,6 +47,8 @@ class Adagrad(Optimizer):
     """
 
     keras_name = "adagrad"
+    # initial_accumulator_value is read by init only: it stays in the config.
+    hyperparam_names = ("epsilon",)
 
     initial_accumulator_value: float
     epsilon: float
@@ -85,6 +86,6 @@ class Adagrad(Optimizer):
     ) -> tuple[jax.Array, dict[str, Any]]:
         lr = ctx.lr_as(g.dtype)
         accumulator = accumulate_square(slots["accumulator"], g)
-        return -((lr * g) / jnp.sqrt(accumulator + nonzero(self.epsilon, g.dtype))), {
+        return -((lr * g) / jnp.sqrt(accumulator + ctx.epsilon("epsilon", g.dtype))), {
             "accumulator": accumulator
         }

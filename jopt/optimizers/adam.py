@@ -12,8 +12,7 @@ from jopt.base import StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.learning_rate import adam_step_size
-from jopt.transforms.moments import complement, ema_step
-from jopt.transforms.numerics import nonzero
+from jopt.transforms.moments import ema_step
 from jopt.validation import check_bool, check_number
 
 __all__ = ["Adam"]
@@ -52,6 +51,7 @@ class Adam(Optimizer):
     """
 
     keras_name = "adam"
+    hyperparam_names = ("beta_1", "beta_2", "epsilon")
 
     beta_1: float
     beta_2: float
@@ -90,16 +90,16 @@ class Adam(Optimizer):
         dtype = g.dtype
         t = (ctx.step + 1).astype(dtype)
         alpha = adam_step_size(
-            ctx.lr_as(dtype), jnp.asarray(self.beta_1, dtype), jnp.asarray(self.beta_2, dtype), t
+            ctx.lr_as(dtype), ctx.cast("beta_1", dtype), ctx.cast("beta_2", dtype), t
         )
-        in_dtype = dtype if self._complement_in_leaf_dtype else None
+        in_dtype = self._complement_in_leaf_dtype
         new = {
-            "momentum": ema_step(slots["momentum"], g, complement(self.beta_1, in_dtype)),
+            "momentum": ema_step(slots["momentum"], g, ctx.complement("beta_1", dtype, in_dtype)),
             "velocity": ema_step(
-                slots["velocity"], jnp.square(g), complement(self.beta_2, in_dtype)
+                slots["velocity"], jnp.square(g), ctx.complement("beta_2", dtype, in_dtype)
             ),
         }
         v = new["velocity"]
         if self.amsgrad:
             new["velocity_hat"] = v = jnp.maximum(slots["velocity_hat"], v)
-        return -((new["momentum"] * alpha) / (jnp.sqrt(v) + nonzero(self.epsilon, dtype))), new
+        return -((new["momentum"] * alpha) / (jnp.sqrt(v) + ctx.epsilon("epsilon", dtype))), new

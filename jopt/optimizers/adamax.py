@@ -11,8 +11,7 @@ from typing_extensions import Unpack
 from jopt.base import StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
-from jopt.transforms.moments import complement, ema_step
-from jopt.transforms.numerics import nonzero
+from jopt.transforms.moments import ema_step
 from jopt.validation import check_number
 
 __all__ = ["Adamax"]
@@ -52,6 +51,7 @@ class Adamax(Optimizer):
     """
 
     keras_name = "adamax"
+    hyperparam_names = ("beta_1", "beta_2", "epsilon")
 
     beta_1: float
     beta_2: float
@@ -83,8 +83,9 @@ class Adamax(Optimizer):
     ) -> tuple[jax.Array, dict[str, Any]]:
         dtype = g.dtype
         t = (ctx.step + 1).astype(dtype)
-        beta_1_power = jnp.power(jnp.asarray(self.beta_1, dtype), t)
-        m = ema_step(slots["momentum"], g, complement(self.beta_1))
-        u = jnp.maximum(self.beta_2 * slots["norm"], jnp.abs(g))
-        update = (ctx.lr_as(dtype) * m) / ((1 - beta_1_power) * (u + nonzero(self.epsilon, dtype)))
+        beta_1_power = jnp.power(ctx.cast("beta_1", dtype), t)
+        m = ema_step(slots["momentum"], g, ctx.complement("beta_1", dtype))
+        u = jnp.maximum(ctx.value("beta_2", dtype) * slots["norm"], jnp.abs(g))
+        epsilon = ctx.epsilon("epsilon", dtype)
+        update = (ctx.lr_as(dtype) * m) / ((1 - beta_1_power) * (u + epsilon))
         return -update, {"momentum": m, "norm": u}

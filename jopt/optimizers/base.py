@@ -32,6 +32,16 @@ LearningRate = float | Callable[[Any], Any]
 
 _INT32_MAX = jnp.iinfo(jnp.int32).max
 
+# The base options held live in the state when they are on (in Keras's config order).
+_OPTION_HYPERPARAMS = (
+    "weight_decay",
+    "clipnorm",
+    "global_clipnorm",
+    "clipvalue",
+    "ema_momentum",
+    "loss_scale_factor",
+)
+
 
 class _Default(float):
     """A class default for ``learning_rate``: a float that remembers it was not given."""
@@ -68,6 +78,13 @@ class Optimizer:
     (``rule``) and the user's ``**options`` (:class:`~jopt.optimizers.options.OptimizerOptions`);
     it defines :meth:`slot_names` and :meth:`leaf_update`, and if it needs them
     :meth:`init_scalars` and :meth:`begin_step`.
+
+    The rule's numeric arguments are listed in :attr:`hyperparam_names`: ``init`` puts
+    them in the state as float32 scalars, and the rule reads them through the
+    :class:`~jopt.base.StepContext` (``ctx.value("rho", dtype)``,
+    ``ctx.complement("beta_1", dtype)``...), never from ``self``, so a value changed in
+    the state is used without recompiling, and the constructor's value gives Keras's
+    exact arithmetic.
     """
 
     #: True when :meth:`leaf_update` returns the new param value itself (Keras's rule
@@ -78,10 +95,20 @@ class Optimizer:
     #: Keras's default ``name`` (its auto name, without the per-process counter).
     keras_name: ClassVar[str] = "optimizer"
 
+    #: The rule's numeric arguments held live in the state (see :meth:`initial_hyperparams`),
+    #: in signature order. Booleans, integers that shape the program (``ns_steps``) and
+    #: values only ``init`` reads (``initial_accumulator_value``) stay in the config.
+    hyperparam_names: ClassVar[tuple[str, ...]] = ()
+
+    #: Those of them whose constructor value 0 or ``None`` leaves a part of the rule out
+    #: (SGD's ``momentum``): held only when on, as the base options are.
+    optional_hyperparams: ClassVar[frozenset[str]] = frozenset()
+
     learning_rate: LearningRate
     decay: float
     name: str
     _config: tuple[tuple[str, Any], ...]
+    _initial: dict[str, float]
 
     def __init__(self, learning_rate: Any, rule: dict[str, Any], options: dict[str, Any]) -> None:
         options = dict(options)
@@ -103,6 +130,7 @@ class Optimizer:
         for key, value in config.items():
             object.__setattr__(self, key, value)
         object.__setattr__(self, "_config", tuple(config.items()))
+        object.__setattr__(self, "_initial", self._held_hyperparams())
 
     # Base options validated but not wired into update yet.
     _pending: ClassVar[frozenset[str]] = frozenset()
@@ -223,8 +251,9 @@ class Optimizer:
     def init(self, params: PyTree) -> OptimizerState:
         """Returns the initial state: step 0, live hyperparameters, zeroed slots.
 
-        Slots take each param's dtype, as in Keras. Works under ``jax.jit`` and
-        ``jax.eval_shape`` (no static arguments needed).
+        Slots take each param's dtype, as in Keras; the hyperparameters are float32
+        scalars whatever the params' dtype, set from :meth:`initial_hyperparams`. Works
+        under ``jax.jit`` and ``jax.eval_shape`` (no static arguments needed).
         """
         check_float_leaves(params, "params")
 
@@ -237,10 +266,7 @@ class Optimizer:
             )
 
         slots = {name: slot(name) for name in self.all_slot_names()}
-        if callable(self.learning_rate):
-            hyperparams = {"learning_rate_scale": jnp.ones([], jnp.float32)}
-        else:
-            hyperparams = {"learning_rate": jnp.asarray(self.learning_rate, jnp.float32)}
+        hyperparams = {k: jnp.asarray(v, jnp.float32) for k, v in self._initial.items()}
         return OptimizerState(
             jnp.zeros([], jnp.int32), hyperparams, slots, self.init_scalars(params)
         )
@@ -324,8 +350,10 @@ class Optimizer:
         k = self.gradient_accumulation_steps
         applied = raw // k if k else raw  # Keras's `iterations`; schedules read `raw`
         lr = self.rate(raw, state.hyperparams)
+        # One StepContext, and one cache, for the whole step (leaves share the values).
+        ctx = StepContext(applied, lr, state.scalars, state.hyperparams, self._initial, {})
         if self.loss_scale_factor is not None:
-            g = [x / self.loss_scale_factor for x in g]
+            g = [x / ctx.value("loss_scale_factor", x.dtype) for x in g]
         if k:
             is_update = (raw + 1) % k == 0
             acc = slots["gradient_accumulator"]
@@ -333,16 +361,16 @@ class Optimizer:
                 jnp.where(is_update, jnp.zeros_like(a), x + a) for x, a in zip(g, acc, strict=True)
             ]
             g = [jnp.where(is_update, (x + a) / k, x) for x, a in zip(g, acc, strict=True)]
-        g = self._clip(g)
+        g = self._clip(g, ctx)
 
-        ctx = self.begin_step(StepContext(applied, lr, state.scalars))
+        ctx = self.begin_step(ctx)
         updates, new_p = [], []
         for i, (gi, pi) in enumerate(zip(g, p, strict=True)):
             base = pi
-            wd = self.leaf_weight_decay(paths[i], jnp.ndim(gi))
+            wd = self.weight_decay_name(paths[i], jnp.ndim(gi))
             if wd:
                 dtype = cdtypes[i]
-                base = decay_weights(pi, jnp.asarray(wd, dtype), lr.astype(dtype))
+                base = decay_weights(pi, ctx.cast(wd, dtype), lr.astype(dtype))
             u, s = self.leaf_update(
                 gi, base, {n: slots[n][i].astype(cdtypes[i]) for n in names}, ctx
             )
@@ -372,7 +400,7 @@ class Optimizer:
             )
         if self.use_ema:
             new_slots["average"] = [
-                param_average(a, x, self.ema_momentum, applied)
+                param_average(a, x, ctx.value("ema_momentum", x.dtype), applied)
                 for a, x in zip(slots["average"], new_p, strict=True)
             ]
             overwrite = every(self.ema_overwrite_frequency, applied)
@@ -406,24 +434,36 @@ class Optimizer:
         """Whether any leaf gets weight decay (then the params are needed)."""
         return bool(self.weight_decay)
 
-    def leaf_weight_decay(self, path: str, ndim: int) -> float | None:
-        """The decoupled weight decay of the leaf at ``path`` (of rank ``ndim``), or None.
+    def weight_decay_name(self, path: str, ndim: int) -> str | None:
+        """The hyperparameter that decays the leaf at ``path`` (of rank ``ndim``), or None.
 
-        ``weight_decay`` unless ``exclude_from_weight_decay`` excludes the path; an
-        optimizer that decays leaves differently (Muon) overrides this.
+        ``"weight_decay"`` when it is on, unless ``exclude_from_weight_decay`` excludes
+        the path; an optimizer that decays leaves differently (Muon) overrides this.
         """
         if self.weight_decay and uses_weight_decay(path, self.exclude_from_weight_decay):
-            return self.weight_decay
+            return "weight_decay"
         return None
 
-    def _clip(self, g: list[jax.Array]) -> list[jax.Array]:
+    def leaf_weight_decay(self, path: str, ndim: int) -> float | None:
+        """The constructor's decoupled weight decay of the leaf at ``path`` (of rank
+        ``ndim``), or None; the live value is in the state (see :meth:`weight_decay_name`).
+        """
+        name = self.weight_decay_name(path, ndim)
+        return None if name is None else getattr(self, name)
+
+    def _clip(self, g: list[jax.Array], ctx: StepContext) -> list[jax.Array]:
         """Keras's clipping, in its order of precedence (at most one is set)."""
         if self.clipnorm:
-            return [clip_by_norm(x, self.clipnorm) for x in g]
-        if self.global_clipnorm:
-            return clip_by_global_norm(g, self.global_clipnorm)
+            return [clip_by_norm(x, ctx.value("clipnorm", x.dtype)) for x in g]
+        if self.global_clipnorm and g:
+            dtype = jnp.result_type(*g)  # the global norm's
+            return clip_by_global_norm(
+                g,
+                ctx.value("global_clipnorm", dtype),
+                ctx.hyper("global_clipnorm", lambda c: jnp.asarray(1.0 / c).astype(dtype)),
+            )
         if self.clipvalue:
-            return [clip_by_value(x, self.clipvalue) for x in g]
+            return [clip_by_value(x, ctx.value("clipvalue", x.dtype)) for x in g]
         return g
 
     def _check_state(self, state: Any) -> None:
@@ -437,6 +477,12 @@ class Optimizer:
             raise ValueError(
                 f"this state holds slots {sorted(state.slots)} but {self!r} uses "
                 f"{sorted(expected)}: it was made by a differently configured optimizer"
+            )
+        if set(state.hyperparams) != set(self._initial):
+            raise ValueError(
+                f"this state holds hyperparameters {sorted(state.hyperparams)} but {self!r} "
+                f"uses {sorted(self._initial)}: it was made by a differently configured "
+                "optimizer"
             )
 
     def averaged_params(self, state: OptimizerState) -> PyTree:
@@ -481,6 +527,110 @@ class Optimizer:
         if isinstance(step_or_state, OptimizerState):
             return self.rate(step_or_state.step, step_or_state.hyperparams)
         return self.rate(0 if step_or_state is None else step_or_state)
+
+    # ---- live hyperparameters ---------------------------------------------------------
+
+    def _held_hyperparams(self) -> dict[str, float]:
+        held: dict[str, float] = (
+            {"learning_rate_scale": 1.0}
+            if callable(self.learning_rate)
+            else {"learning_rate": self.learning_rate}
+        )
+        for name in (*self.hyperparam_names, *_OPTION_HYPERPARAMS):
+            value = getattr(self, name)
+            if name == "ema_momentum":
+                on = self.use_ema
+            elif name in self.optional_hyperparams or name in _OPTION_HYPERPARAMS:
+                on = bool(value)  # 0 or None: that part of the rule is left out
+            else:
+                on = True
+            if on:
+                held[name] = value
+        return held
+
+    def initial_hyperparams(self) -> dict[str, float]:
+        """The hyperparameters the state holds live, with the constructor's values.
+
+        The learning rate (``learning_rate``, or ``learning_rate_scale`` = 1.0, a
+        multiplier, when it is a schedule), the rule's numeric arguments
+        (:attr:`hyperparam_names`: betas, rho, momentum, epsilon...) and the base options
+        that are on (``weight_decay``, ``clipnorm``, ``global_clipnorm``, ``clipvalue``,
+        ``loss_scale_factor`` when set and not 0; ``ema_momentum`` with ``use_ema``).
+
+        A value that is 0 or ``None`` in the constructor and leaves a part of the rule out
+        (``weight_decay=None``, SGD's ``momentum=0``) is not held: the compiled step has
+        no such part, so it cannot be switched on live. One that is on can be set to 0
+        live, which has the same numbers (Keras 3's rules) without changing the program.
+
+        Example:
+            >>> import jopt
+            >>> jopt.SGD(0.1, momentum=0.9, clipnorm=1.0).initial_hyperparams()
+            {'learning_rate': 0.1, 'momentum': 0.9, 'clipnorm': 1.0}
+        """
+        return dict(self._initial)
+
+    def set_hyperparams(self, state: OptimizerState, **values: Any) -> OptimizerState:
+        """Returns ``state`` with live hyperparameters replaced, each checked as the
+        constructor checks it (so ``beta_1=1.0`` raises the constructor's ``ValueError``).
+
+        The next compiled step uses them without recompiling. For a state inside a
+        chain or another container, or a traced value, use :func:`jopt.set_hyperparams`
+        (it checks only that values are finite).
+
+        Raises:
+            ValueError: a value the constructor would refuse, or a name this
+                optimizer's state does not hold (e.g. SGD's ``momentum`` when built with
+                ``momentum=0``: its program has no momentum; build a new optimizer).
+
+        Example:
+            >>> import jax.numpy as jnp, jopt
+            >>> opt = jopt.Adam(1e-3, beta_1=0.9)
+            >>> state = opt.set_hyperparams(opt.init({"w": jnp.ones(2)}), beta_1=0.8)
+            >>> float(state.hyperparams["beta_1"])
+            0.800000011920929
+            >>> opt.set_hyperparams(state, beta_1=1.0)
+            Traceback (most recent call last):
+            ...
+            ValueError: beta_1 must be in [0, 1), got 1
+        """
+        from jopt.hyperparams import set_hyperparams  # hyperparams.py imports jopt.base only
+
+        self._check_state(state)
+        for name in values:
+            if name not in self._initial:
+                raise ValueError(self._not_held_message(name))
+        # Python numbers and concrete scalars are checked; traced or batched arrays (a
+        # sweep's) are taken as they are.
+        checked = {
+            k: float(v) if isinstance(v, jax.Array) else v
+            for k, v in values.items()
+            if not isinstance(v, jax.Array)
+            or (not isinstance(v, jax.core.Tracer) and jnp.size(v) == 1)
+        }
+        scale = checked.pop("learning_rate_scale", None)
+        if scale is not None:
+            check_number("learning_rate_scale", scale, low=0.0)
+        if checked:
+            type(self).from_config(self.get_config() | checked)  # the constructor's checks
+        return set_hyperparams(state, **values)
+
+    def _not_held_message(self, name: str) -> str:
+        held = sorted(self._initial)
+        what = f"{type(self).__name__} holds no live hyperparameter {name!r} (held: {held})"
+        if name == "learning_rate" and callable(self.learning_rate):
+            return f"{what}; the learning rate is a schedule: set learning_rate_scale"
+        if name in (*self.hyperparam_names, *_OPTION_HYPERPARAMS):
+            off = "use_ema=False" if name == "ema_momentum" else f"{name}={getattr(self, name)!r}"
+            return (
+                f"{what}: the constructor's {off} leaves that part of the rule out of the "
+                "compiled step, so it cannot be switched on live; build a new optimizer"
+            )
+        if name in dict(self._config):
+            return (
+                f"{what}: {name} is fixed by the constructor (it shapes the compiled step, "
+                "or only init reads it); build a new optimizer"
+            )
+        return what
 
     # ---- the compiled step ------------------------------------------------------------
 

@@ -69,6 +69,14 @@ class Ftrl(Optimizer):
 
     keras_name = "ftrl"
     assigns_params = True
+    # initial_accumulator_value is read by init only: it stays in the config.
+    hyperparam_names = (
+        "learning_rate_power",
+        "l1_regularization_strength",
+        "l2_regularization_strength",
+        "l2_shrinkage_regularization_strength",
+        "beta",
+    )
 
     learning_rate_power: float
     initial_accumulator_value: float
@@ -134,20 +142,37 @@ class Ftrl(Optimizer):
             raise ValueError("Ftrl needs params: call update(grads, state, params)")
         return self._new_param(g, jnp.asarray(p, g.dtype), slots, ctx)
 
+    def _power(self, x: jax.Array, ctx: StepContext) -> jax.Array:
+        """``x ** -learning_rate_power``, with the live power."""
+        name = "learning_rate_power"
+        # Keras's exponent is a weakly typed float32 array: it takes x's dtype.
+        q = -ctx.value(name, x.dtype)
+        power = self.learning_rate_power
+        if not isinstance(power, int):
+            return jnp.power(x, q)
+        # An int exponent stays an int, so jnp.power takes integer_pow exactly as Keras;
+        # a changed value takes pow, in x's dtype.
+        exact = jnp.power(x, jnp.asarray(-power))
+        if name not in ctx.hyperparams:
+            return exact
+        return jnp.where(ctx.is_initial(name), exact, jnp.power(x, q))
+
     def _new_param(
         self, g: jax.Array, w: jax.Array, slots: dict[str, jax.Array], ctx: StepContext
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         """The param Keras assigns, and the new slots."""
-        lr = ctx.lr_as(g.dtype)
-        l1 = self.l1_regularization_strength
-        l2 = self.l2_regularization_strength + self.beta / (2.0 * lr)
-        # An int exponent stays an int, so jnp.power picks integer_pow exactly as Keras.
-        q = jnp.asarray(-self.learning_rate_power)
-        grad = g + (2 * self.l2_shrinkage_regularization_strength) * w
+        dtype = g.dtype
+        lr = ctx.lr_as(dtype)
+        l1 = ctx.value("l1_regularization_strength", dtype)
+        l2 = ctx.value("l2_regularization_strength", dtype) + ctx.value("beta", dtype) / (2.0 * lr)
+        shrinkage = ctx.hyper(
+            "l2_shrinkage_regularization_strength", lambda s: jnp.asarray(2 * s).astype(dtype)
+        )
+        grad = g + shrinkage * w
         accumulator = accumulate_square(slots["accumulator"], g)
-        accumulator_q = jnp.power(accumulator, q)
+        accumulator_q = self._power(accumulator, ctx)
         linear = slots["linear"] + (
-            grad - ((accumulator_q - jnp.power(slots["accumulator"], q)) / lr) * w
+            grad - ((accumulator_q - self._power(slots["accumulator"], ctx)) / lr) * w
         )
         quadratic = accumulator_q / lr + 2 * l2
         new_w = (jnp.clip(linear, -l1, l1) - linear) / quadratic

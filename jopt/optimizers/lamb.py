@@ -11,8 +11,7 @@ from typing_extensions import Unpack
 from jopt.base import StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
-from jopt.transforms.moments import complement, ema_step
-from jopt.transforms.numerics import nonzero
+from jopt.transforms.moments import ema_step
 from jopt.validation import check_number
 
 __all__ = ["Lamb"]
@@ -62,6 +61,7 @@ class Lamb(Optimizer):
     """
 
     keras_name = "lamb"
+    hyperparam_names = ("beta_1", "beta_2", "epsilon")
 
     beta_1: float
     beta_2: float
@@ -96,12 +96,12 @@ class Lamb(Optimizer):
         dtype = g.dtype
         lr = ctx.lr_as(dtype)
         t = (ctx.step + 1).astype(dtype)
-        beta_1_power = jnp.power(jnp.asarray(self.beta_1, dtype), t)
-        beta_2_power = jnp.power(jnp.asarray(self.beta_2, dtype), t)
-        m = ema_step(slots["momentum"], g, complement(self.beta_1))
-        v = ema_step(slots["velocity"], jnp.square(g), complement(self.beta_2))
+        beta_1_power = jnp.power(ctx.cast("beta_1", dtype), t)
+        beta_2_power = jnp.power(ctx.cast("beta_2", dtype), t)
+        m = ema_step(slots["momentum"], g, ctx.complement("beta_1", dtype))
+        v = ema_step(slots["velocity"], jnp.square(g), ctx.complement("beta_2", dtype))
         m_hat = m / (1.0 - beta_1_power)
-        v_sqrt = jnp.sqrt(v / (1.0 - beta_2_power)) + nonzero(self.epsilon, v.dtype)
+        v_sqrt = jnp.sqrt(v / (1.0 - beta_2_power)) + ctx.epsilon("epsilon", v.dtype)
         update = m_hat / v_sqrt
         ratio = _trust_ratio(jnp.asarray(p, dtype), update)
         return -(ratio * lr * update), {"momentum": m, "velocity": v}

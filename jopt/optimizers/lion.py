@@ -11,7 +11,7 @@ from typing_extensions import Unpack
 from jopt.base import StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
-from jopt.transforms.moments import complement, ema_mix
+from jopt.transforms.moments import ema_mix
 from jopt.validation import check_number
 
 __all__ = ["Lion"]
@@ -51,6 +51,7 @@ class Lion(Optimizer):
     """
 
     keras_name = "lion"
+    hyperparam_names = ("beta_1", "beta_2")
 
     beta_1: float
     beta_2: float
@@ -79,7 +80,7 @@ class Lion(Optimizer):
     ) -> tuple[jax.Array, dict[str, Any]]:
         dtype = g.dtype
         m = slots["momentum"]
-        beta_1, beta_2 = jnp.asarray(self.beta_1, dtype), jnp.asarray(self.beta_2, dtype)
-        direction = jnp.sign(ema_mix(m, g, beta_1, complement(self.beta_1, dtype)))
-        new_m = ema_mix(m, g, beta_2, complement(self.beta_2, dtype))
+        beta_1, beta_2 = ctx.cast("beta_1", dtype), ctx.cast("beta_2", dtype)
+        direction = jnp.sign(ema_mix(m, g, beta_1, 1 - beta_1))
+        new_m = ema_mix(m, g, beta_2, 1 - beta_2)
         return -(ctx.lr_as(dtype) * direction), {"momentum": new_m}

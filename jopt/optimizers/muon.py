@@ -14,8 +14,7 @@ from jopt.base import OptimizerState, StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.learning_rate import adam_step_size
-from jopt.transforms.moments import complement, ema_step
-from jopt.transforms.numerics import nonzero
+from jopt.transforms.moments import ema_step
 from jopt.transforms.orthogonalize import newton_schulz
 from jopt.transforms.weight_decay import uses_weight_decay
 from jopt.validation import check_bool, check_number
@@ -121,6 +120,20 @@ class Muon(Optimizer):
     """
 
     keras_name = "muon"
+    # weight_decay is the base option's; exclude_*, ns_steps and nesterov shape the step.
+    hyperparam_names = (
+        "adam_beta_1",
+        "adam_beta_2",
+        "adam_weight_decay",
+        "epsilon",
+        "muon_a",
+        "muon_b",
+        "muon_c",
+        "adam_lr_ratio",
+        "momentum",
+        "rms_rate",
+    )
+    optional_hyperparams = frozenset({"adam_weight_decay", "rms_rate"})
 
     adam_beta_1: float
     adam_beta_2: float
@@ -222,20 +235,24 @@ class Muon(Optimizer):
         velocities = jax.tree_util.tree_map_with_path(velocity, params, state.slots["velocity"])
         return state._replace(slots={**state.slots, "velocity": velocities})
 
-    def leaf_weight_decay(self, path: str, ndim: int) -> float | None:
+    def weight_decay_name(self, path: str, ndim: int) -> str | None:
         """The weight decay of the leaf at ``path`` of rank ``ndim``, as Keras's Muon
-        chooses it: ``adam_weight_decay`` on AdamW leaves, ``weight_decay`` on Muon leaves,
-        ``None`` (no decay) where ``exclude_from_weight_decay`` matches the path.
+        chooses it: ``"adam_weight_decay"`` on AdamW leaves, ``"weight_decay"`` on Muon
+        leaves, ``None`` (no decay) where ``exclude_from_weight_decay`` matches the path
+        or the chosen decay is ``None`` or 0.
 
         Example:
             >>> from jopt.optimizers.muon import Muon
             >>> opt = Muon(exclude_from_weight_decay=["bias"])
             >>> [opt.leaf_weight_decay(p, 2) for p in ("['dense']['kernel']", "['dense']['bias']")]
             [0.004, None]
+            >>> opt.weight_decay_name("['dense']['kernel']", 2)
+            'weight_decay'
         """
         if not uses_weight_decay(path, self.exclude_from_weight_decay):
             return None
-        return self.adam_weight_decay if self.uses_adamw(path, ndim) else self.weight_decay
+        name = "adam_weight_decay" if self.uses_adamw(path, ndim) else "weight_decay"
+        return name if getattr(self, name) else None
 
     def decays_weights(self) -> bool:
         """Whether any leaf may get weight decay (then ``update`` needs the params)."""
@@ -255,13 +272,13 @@ class Muon(Optimizer):
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         dtype = g.dtype
         t = (ctx.step + 1).astype(dtype)
-        lr = (ctx.lr * self.adam_lr_ratio).astype(dtype)
+        lr = (ctx.lr * ctx.value("adam_lr_ratio", ctx.lr.dtype)).astype(dtype)
         alpha = adam_step_size(
-            lr, jnp.asarray(self.adam_beta_1, dtype), jnp.asarray(self.adam_beta_2, dtype), t
+            lr, ctx.cast("adam_beta_1", dtype), ctx.cast("adam_beta_2", dtype), t
         )
-        m = ema_step(slots["momentum"], g, complement(self.adam_beta_1))
-        v = ema_step(slots["velocity"], jnp.square(g), complement(self.adam_beta_2))
-        return (m * alpha) / (jnp.sqrt(v) + nonzero(self.epsilon, dtype)), {
+        m = ema_step(slots["momentum"], g, ctx.complement("adam_beta_1", dtype))
+        v = ema_step(slots["velocity"], jnp.square(g), ctx.complement("adam_beta_2", dtype))
+        return (m * alpha) / (jnp.sqrt(v) + ctx.epsilon("epsilon", dtype)), {
             "momentum": m,
             "velocity": v,
         }
@@ -269,10 +286,14 @@ class Muon(Optimizer):
     def _muon_step(
         self, g: jax.Array, slots: dict[str, jax.Array], ctx: StepContext
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        m = slots["momentum"] + (g + slots["momentum"] * (self.momentum - 1))
-        d = g + self.momentum * m if self.nesterov else m
-        x = ctx.lr * newton_schulz(d, self.ns_steps, self.muon_a, self.muon_b, self.muon_c)
+        dtype = g.dtype
+        # Keras's momentum - 1 is computed in Python and rounded once.
+        decay = ctx.hyper("momentum", lambda b: jnp.asarray(b - 1).astype(dtype))
+        m = slots["momentum"] + (g + slots["momentum"] * decay)
+        d = g + ctx.value("momentum", dtype) * m if self.nesterov else m
+        a, b, c = (ctx.value(name, dtype) for name in ("muon_a", "muon_b", "muon_c"))
+        x = ctx.lr * newton_schulz(d, self.ns_steps, a, b, c)
         if self.rms_rate is not None:
             # Keras's Moonlight scaling: sqrt of an int32 max, a float32 factor.
-            x = x * jnp.sqrt(jnp.maximum(x.shape[0], x.shape[1])) * self.rms_rate
+            x = x * jnp.sqrt(jnp.maximum(x.shape[0], x.shape[1])) * ctx.value("rms_rate", x.dtype)
         return x, {"momentum": m, "velocity": slots["velocity"]}

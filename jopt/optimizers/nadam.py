@@ -12,8 +12,7 @@ from typing_extensions import Unpack
 from jopt.base import StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
-from jopt.transforms.moments import complement, ema_step
-from jopt.transforms.numerics import nonzero
+from jopt.transforms.moments import ema_step
 from jopt.validation import check_number
 
 __all__ = ["Nadam"]
@@ -85,6 +84,7 @@ class Nadam(Optimizer):
     """
 
     keras_name = "nadam"
+    hyperparam_names = ("beta_1", "beta_2", "epsilon")
 
     beta_1: float
     beta_2: float
@@ -120,7 +120,7 @@ class Nadam(Optimizer):
     def begin_step(self, ctx: StepContext) -> StepContext:
         u_product = ctx.scalars["u_product"]
         t = (ctx.step + 1).astype(u_product.dtype)
-        u_product = u_product * self.beta_1 * _schedule_factor(t)
+        u_product = u_product * ctx.value("beta_1", u_product.dtype) * _schedule_factor(t)
         return ctx._replace(scalars={**ctx.scalars, "u_product": u_product})
 
     def leaf_update(
@@ -128,15 +128,17 @@ class Nadam(Optimizer):
     ) -> tuple[jax.Array, dict[str, Any]]:
         dtype = g.dtype
         t = (ctx.step + 1).astype(dtype)
-        beta_1, beta_2 = jnp.asarray(self.beta_1, dtype), jnp.asarray(self.beta_2, dtype)
+        beta_1, beta_2 = ctx.cast("beta_1", dtype), ctx.cast("beta_2", dtype)
         u_t = beta_1 * _schedule_factor(t)
         u_t_1 = beta_1 * _schedule_factor((ctx.step + 2).astype(dtype))
         u_product_t = _cast_rounded(ctx.scalars["u_product"], dtype)
         u_product_t_1 = u_product_t * u_t_1
         beta_2_power = jnp.power(beta_2, t)
-        m = ema_step(slots["momentum"], g, complement(self.beta_1, dtype))
-        v = ema_step(slots["velocity"], jnp.square(g), complement(self.beta_2, dtype))
+        m = ema_step(slots["momentum"], g, ctx.complement("beta_1", dtype, in_dtype=True))
+        v = ema_step(
+            slots["velocity"], jnp.square(g), ctx.complement("beta_2", dtype, in_dtype=True)
+        )
         m_hat = (u_t_1 * m) / (1 - u_product_t_1) + ((1 - u_t) * g) / (1 - u_product_t)
         v_hat = v / (1 - beta_2_power)
-        update = (m_hat * ctx.lr_as(dtype)) / (jnp.sqrt(v_hat) + nonzero(self.epsilon, dtype))
+        update = (m_hat * ctx.lr_as(dtype)) / (jnp.sqrt(v_hat) + ctx.epsilon("epsilon", dtype))
         return -update, {"momentum": m, "velocity": v}

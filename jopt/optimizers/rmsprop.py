@@ -11,9 +11,8 @@ from typing_extensions import Unpack
 from jopt.base import StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
-from jopt.transforms.moments import complement, ema_mix
+from jopt.transforms.moments import ema_mix
 from jopt.transforms.momentum import heavy_ball
-from jopt.transforms.numerics import nonzero
 from jopt.validation import check_bool, check_number
 
 __all__ = ["RMSprop"]
@@ -38,7 +37,8 @@ class RMSprop(Optimizer):
     Args:
         learning_rate: a float >= 0 or a schedule. Default 0.001.
         rho: discount of the squared-gradient average, in [0, 1). Default 0.9.
-        momentum: in [0, 1]. Default 0.0; ``None`` means 0.0.
+        momentum: in [0, 1]. Default 0.0; ``None`` means 0.0. Held live in the state
+            only when it is not 0 (0 builds the step without the slot).
         epsilon: >= 0. Default 1e-7; ``None`` means 1e-7 (tf.keras 2's spelling).
         centered: divide by an estimate of the variance instead of the second moment.
             Default ``False``.
@@ -57,6 +57,8 @@ class RMSprop(Optimizer):
     """
 
     keras_name = "rm_sprop"
+    hyperparam_names = ("rho", "momentum", "epsilon")
+    optional_hyperparams = frozenset({"momentum"})
 
     rho: float
     momentum: float
@@ -93,22 +95,23 @@ class RMSprop(Optimizer):
     def leaf_update(
         self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext
     ) -> tuple[jax.Array, dict[str, Any]]:
-        lr = ctx.lr_as(g.dtype)
-        one_minus_rho = complement(self.rho)
+        dtype = g.dtype
+        lr = ctx.lr_as(dtype)
+        rho, one_minus_rho = ctx.value("rho", dtype), ctx.complement("rho", dtype)
         new: dict[str, Any] = {
-            "velocity": ema_mix(slots["velocity"], jnp.square(g), self.rho, one_minus_rho)
+            "velocity": ema_mix(slots["velocity"], jnp.square(g), rho, one_minus_rho)
         }
         if self.centered:
-            new["average_gradient"] = ema_mix(slots["average_gradient"], g, self.rho, one_minus_rho)
+            new["average_gradient"] = ema_mix(slots["average_gradient"], g, rho, one_minus_rho)
             denominator = (
                 new["velocity"]
                 - jnp.square(new["average_gradient"])
-                + nonzero(self.epsilon, g.dtype)
+                + ctx.epsilon("epsilon", dtype)
             )
         else:
-            denominator = new["velocity"] + nonzero(self.epsilon, g.dtype)
+            denominator = new["velocity"] + ctx.epsilon("epsilon", dtype)
         increment = (lr * g) / jnp.sqrt(denominator)
         if self.momentum > 0:
-            new["momentum"] = heavy_ball(slots["momentum"], increment, self.momentum)
+            new["momentum"] = heavy_ball(slots["momentum"], increment, ctx.value("momentum", dtype))
             return -new["momentum"], new
         return -increment, new

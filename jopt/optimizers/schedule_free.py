@@ -12,8 +12,7 @@ from typing_extensions import Unpack
 from jopt.base import OptimizerState, StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
-from jopt.transforms.moments import complement, ema_mix, ema_step
-from jopt.transforms.numerics import nonzero
+from jopt.transforms.moments import ema_mix, ema_step
 from jopt.validation import check_number
 
 __all__ = ["ScheduleFreeAdamW"]
@@ -65,6 +64,8 @@ class ScheduleFreeAdamW(Optimizer):
     """
 
     keras_name = "schedule_free_adam_w"
+    # warmup_steps is an int that shapes the step: it stays in the config.
+    hyperparam_names = ("beta_1", "beta_2", "epsilon")
     # Keras assigns y_new to the variable: leaf_update returns it, not a difference.
     assigns_params = True
 
@@ -126,8 +127,12 @@ class ScheduleFreeAdamW(Optimizer):
             Array([1., 1.], dtype=float32)
         """
 
+        ctx = StepContext(
+            state.step, self.lr(state), state.scalars, state.hyperparams, self._initial
+        )
+
         def x(y: jax.Array, z: jax.Array) -> jax.Array:
-            beta_1 = jnp.asarray(self.beta_1, y.dtype)
+            beta_1 = ctx.cast("beta_1", y.dtype)  # the live value
             return (y - (1 - beta_1) * z) / beta_1
 
         return jax.tree.map(x, params, state.slots["momentum"])
@@ -140,13 +145,12 @@ class ScheduleFreeAdamW(Optimizer):
         dtype = g.dtype
         lr = ctx.lr_as(dtype)
         t = (ctx.step + 1).astype(dtype)
-        beta_1 = jnp.asarray(self.beta_1, dtype)
-        beta_2 = jnp.asarray(self.beta_2, dtype)
+        beta_1, beta_2 = ctx.cast("beta_1", dtype), ctx.cast("beta_2", dtype)
         if self.warmup_steps > 0:
             lr = lr * jnp.minimum(t / jnp.asarray(self.warmup_steps, dtype), 1.0)
         z = slots["momentum"]
-        v = ema_step(slots["velocity"], jnp.square(g), complement(self.beta_2, dtype))
-        denominator = jnp.sqrt(v / (1 - jnp.power(beta_2, t))) + nonzero(self.epsilon, dtype)
+        v = ema_step(slots["velocity"], jnp.square(g), 1 - beta_2)
+        denominator = jnp.sqrt(v / (1 - jnp.power(beta_2, t))) + ctx.epsilon("epsilon", dtype)
         z_new = z - (lr * g) / denominator
         weight = 1.0 / t
         x = (p - (1 - beta_1) * z) / beta_1

@@ -30,6 +30,8 @@ class SGD(Optimizer):
         learning_rate: a float >= 0 or a schedule (callable ``step -> rate``).
             Default 0.01.
         momentum: in [0, 1]. Default 0.0; ``None`` means 0.0 (tf.keras 2's spelling).
+            Held live in the state only when it is not 0 (0 builds the step without
+            the slot).
         nesterov: use Nesterov momentum. Default ``False``.
         lr: tf.keras 2's alias of ``learning_rate`` (giving both is a ``TypeError``).
         decay: tf.keras 2's time-based decay, >= 0: the rate of the update after ``t``
@@ -49,6 +51,8 @@ class SGD(Optimizer):
     """
 
     keras_name = "sgd"
+    hyperparam_names = ("momentum",)
+    optional_hyperparams = frozenset({"momentum"})
 
     momentum: float
     nesterov: bool
@@ -78,7 +82,7 @@ class SGD(Optimizer):
         lr = ctx.lr_as(g.dtype)
         if self.momentum == 0:
             return -(g * lr), {}
-        m = jax.numpy.asarray(self.momentum, g.dtype)
+        m = ctx.cast("momentum", g.dtype)
         v = velocity(slots["momentum"], g, lr, m)
         update = nesterov_update(v, g, lr, m) if self.nesterov else v
         return update, {"momentum": v}

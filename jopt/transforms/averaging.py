@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 
 __all__ = ["every", "param_average"]
 
 
 def param_average(
-    average: jax.Array, p: jax.Array, ema_momentum: float, applied: jax.Array
+    average: jax.Array, p: jax.Array, ema_momentum: Any, applied: jax.Array
 ) -> jax.Array:
     """``m * average + (1 - m) * p`` with ``m = ema_momentum``, or ``p`` itself on the first step.
 

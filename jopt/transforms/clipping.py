@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +11,7 @@ import jax.numpy as jnp
 __all__ = ["clip_by_global_norm", "clip_by_norm", "clip_by_value"]
 
 
-def clip_by_norm(g: jax.Array, clipnorm: float) -> jax.Array:
+def clip_by_norm(g: jax.Array, clipnorm: Any) -> jax.Array:
     """Scales ``g`` so its L2 norm is at most ``clipnorm``: ``g * c / max(|g|, c)``.
 
     A zero gradient stays zero (Keras's two-sided ``where`` keeps NaN out of the sqrt).
@@ -30,20 +31,28 @@ def global_norm(grads: Sequence[jax.Array]) -> jax.Array:
     return jnp.sqrt(jnp.sum(jnp.stack([jnp.sum(jnp.square(g)) for g in grads])))
 
 
-def clip_by_global_norm(grads: Sequence[jax.Array], clipnorm: float) -> list[jax.Array]:
+def clip_by_global_norm(
+    grads: Sequence[jax.Array], clipnorm: Any, inverse: Any = None
+) -> list[jax.Array]:
     """Scales every leaf by ``min(1, c / global_norm)``; a non-finite norm gives NaN, as Keras.
+
+    ``clipnorm`` is a Python float or a scalar array; ``inverse`` is ``1 / clipnorm``
+    (by default computed here: Keras computes it in Python, so a caller holding the
+    value as an array passes Keras's rounding of it).
 
     Example:
         >>> clip_by_global_norm([jnp.array([3.0]), jnp.array([4.0])], 1.0)
         [Array([0.6], dtype=float32), Array([0.8], dtype=float32)]
     """
     norm = global_norm(grads)
-    scale = clipnorm * jnp.minimum(1.0 / norm, 1.0 / clipnorm)
+    if inverse is None:
+        inverse = 1.0 / clipnorm
+    scale = clipnorm * jnp.minimum(1.0 / norm, inverse)
     scale = scale + (norm - norm)  # inf or NaN norm -> NaN scale, never a silent pass
     return [g * scale for g in grads]
 
 
-def clip_by_value(g: jax.Array, clipvalue: float) -> jax.Array:
+def clip_by_value(g: jax.Array, clipvalue: Any) -> jax.Array:
     """Clips each element of ``g`` to ``[-clipvalue, clipvalue]``.
 
     Example:

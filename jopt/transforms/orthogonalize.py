@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -14,7 +16,7 @@ def _swap_last_two(x: jax.Array) -> jax.Array:
     return jnp.transpose(x, axes)
 
 
-def newton_schulz(x: jax.Array, steps: int, a: float, b: float, c: float) -> jax.Array:
+def newton_schulz(x: jax.Array, steps: int, a: Any, b: Any, c: Any) -> jax.Array:
     """Approximately orthogonalizes the last two axes of ``x``: ``U S' V^T`` for ``x = U S V^T``.
 
     Keras 3's ``Muon.zeropower_via_newtonschulz5``, op for op: a matrix taller than wide
