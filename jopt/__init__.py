@@ -20,6 +20,15 @@ from jopt.base import (
     apply_updates,
     chain,
 )
+from jopt.blocks import (
+    Block,
+    add_decayed_weights,
+    clip_by_global_norm,
+    clip_by_norm,
+    clip_by_value,
+    ema,
+    scale,
+)
 from jopt.groups import Partition, PartitionState, freeze, partition, set_group_hyperparams
 from jopt.hyperparams import hyperparams, set_hyperparams
 from jopt.optimizers import (
@@ -55,6 +64,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adamax",
+    "Block",
     "Ftrl",
     "GradientTransformation",
     "Lamb",
@@ -73,14 +83,20 @@ __all__ = [
     "SkipNonFiniteState",
     "StepContext",
     "Transformation",
+    "add_decayed_weights",
     "apply_gradients",
     "apply_updates",
     "chain",
+    "clip_by_global_norm",
+    "clip_by_norm",
+    "clip_by_value",
+    "ema",
     "freeze",
     "hyperparams",
     "legacy",
     "optimizers",
     "partition",
+    "scale",
     "schedules",
     "set_group_hyperparams",
     "set_hyperparams",
