@@ -141,6 +141,7 @@ def make_contests() -> list[Contest]:
         ),
         Contest("Adadelta", jopt.Adadelta(1e-3), optax.adadelta(1e-3, rho=0.95, eps=1e-7), None),
         Contest("Lamb", jopt.Lamb(1e-3), optax.lamb(1e-3, eps=1e-6), None),
+        Contest("Adafactor", jopt.Adafactor(1e-3), optax.adafactor(1e-3), None),
     ]
 
 
