@@ -272,3 +272,11 @@ def test_hyperparams_benchmark_quick_run(tmp_path: Path) -> None:
     assert {"jopt Adam", "optax adam"} <= pairs
     for r in result["live_cost"]["results"]:
         assert set(r["step_s"]) == {"live", "baked"} and r["ratio"] > 0
+
+
+def test_a_batched_state_in_an_unbatched_step_is_a_clear_error() -> None:
+    opt = jopt.Adam()
+    params = {"w": jnp.ones((3, 4))}
+    _, state_k = jopt.sweep_init(opt, params, learning_rate=jnp.array([1e-3, 1e-2, 0.1, 1.0]))
+    with pytest.raises(ValueError, match=r"this state is batched \(step has shape \(4,\)\)"):
+        opt.apply_gradients({"w": jnp.ones((3, 4))}, state_k, params)

@@ -472,6 +472,13 @@ class Optimizer:
                 f"{type(self).__name__}.update expects the OptimizerState made by its init, "
                 f"got {type(state).__name__}"
             )
+        if jnp.ndim(state.step) != 0:
+            # A sweep's stacked states would otherwise broadcast K rates over a leaf's
+            # last axis: a silent wrong answer.
+            raise ValueError(
+                f"this state is batched (step has shape {jnp.shape(state.step)}): map the "
+                "update over it with jax.vmap, as for a sweep made by jopt.sweep_init"
+            )
         expected = set(self.all_slot_names())
         if set(state.slots) != expected:
             raise ValueError(
