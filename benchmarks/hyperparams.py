@@ -64,10 +64,7 @@ import functools
 import gc
 import itertools
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -79,6 +76,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from run_facts import RunFacts
 
 import jopt
 from jopt import demo
@@ -383,21 +381,6 @@ def table(sweep: dict[str, Any], live: dict[str, Any]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def git_state() -> str:
-    """``<commit>`` of the checkout, ``+dirty`` if ``jopt/`` has uncommitted changes."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "jopt"], cwd=root, capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
-    return (head or "unknown") + ("+dirty" if dirty else "")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parses arguments, runs (a) and (b), prints the table and writes the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -414,8 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     reps = args.reps or (3 if args.quick else 100)
     steps = args.steps or (2 if args.quick else 10)
-    started = time.perf_counter()
-    load_start = os.getloadavg()[0]
+    facts = RunFacts()
 
     x_train, y_train, _, _ = demo.load_data(0)
     order = np.random.default_rng(0).permutation(len(x_train))
@@ -444,37 +426,19 @@ def main(argv: list[str] | None = None) -> int:
     live = bench_live(sizes, reps, steps, args.quick)
     print(f"  (b): {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
 
-    wall = time.perf_counter() - started
-    load = os.getloadavg()
     print()
     print(table(sweep, live))
-    print(
-        f"\nwall time {wall:.1f} s, {reps} repetitions of {steps} steps, jax {jax.__version__} "
-        f"({jax.default_backend()}), optax {optax.__version__}, jopt {jopt.__version__} "
-        f"({git_state()})\n1-min load average {load_start:.2f} at start, {load[0]:.2f} at end "
-        f"on {os.cpu_count()} CPUs (above ~1 means other work shared the machine)"
-    )
+    print(facts.footer(f"{reps} repetitions of {steps} steps"))
     out = {
-        "meta": {
-            "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
-            "quick": args.quick,
-            "reps": reps,
-            "steps_per_sample": steps,
-            "wall_s": wall,
-            "jax": jax.__version__,
-            "optax": optax.__version__,
-            "jopt": jopt.__version__,
-            "backend": jax.default_backend(),
-            "devices": [str(d) for d in jax.devices()],
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "machine": platform.platform(),
-            "git": git_state(),
-            "loadavg_1m_start_end": [load_start, load[0]],
-            "step_s": "seconds per step: median (and min) over repetitions, interleaved",
-            "speedup": "(a) sequential / vmapped time per sweep step; > 1: vmap is faster",
-            "ratio": "(b) live / baked time per step; 1.00: the live rate costs nothing",
-        },
+        "meta": facts.meta(
+            argv,
+            quick=args.quick,
+            reps=reps,
+            steps_per_sample=steps,
+            step_s="seconds per step: median (and min) over repetitions, interleaved",
+            speedup="(a) sequential / vmapped time per sweep step; > 1: vmap is faster",
+            ratio="(b) live / baked time per step; 1.00: the live rate costs nothing",
+        ),
         "sweep": sweep,
         "live_cost": live,
     }

@@ -42,10 +42,7 @@ import argparse
 import gc
 import json
 import math
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -58,6 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.tree_util import keystr
+from run_facts import RunFacts
 
 import jopt
 
@@ -415,21 +413,6 @@ def bench_group(contest: Contest, tree: TreeSpec, reps: int, flip: bool) -> dict
     return result
 
 
-def git_state() -> str:
-    """``<commit>`` of the checkout, ``+dirty`` if ``jopt/`` has uncommitted changes."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "jopt"], cwd=root, capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
-    return (head or "unknown") + ("+dirty" if dirty else "")
-
-
 # ---- report -----------------------------------------------------------------------------
 
 
@@ -513,8 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     reps = args.reps or (3 if args.quick else 30)
-    started = time.perf_counter()
-    load_start = os.getloadavg()[0]
+    facts = RunFacts()
 
     wanted = args.optimizers.split(",")
     contests = [c for c in make_contests() if args.optimizers == "all" or c.name in wanted]
@@ -541,37 +523,19 @@ def main(argv: list[str] | None = None) -> int:
             )
             gc.collect()
 
-    wall = time.perf_counter() - started
-    load = os.getloadavg()
     print()
     print(table(results, trees))
-    print(
-        f"\nwall time {wall:.1f} s, {reps} repetitions, jax {jax.__version__} "
-        f"({jax.default_backend()}), optax {optax.__version__}, jopt {jopt.__version__} "
-        f"({git_state()})\n1-min load average {load_start:.2f} at start, {load[0]:.2f} at end "
-        f"on {os.cpu_count()} CPUs (above ~1 means other work shared the machine)"
-    )
+    print(facts.footer(f"{reps} repetitions"))
 
     out = {
-        "meta": {
-            "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
-            "quick": args.quick,
-            "reps": reps,
-            "wall_s": wall,
-            "jax": jax.__version__,
-            "optax": optax.__version__,
-            "jopt": jopt.__version__,
-            "backend": jax.default_backend(),
-            "devices": [str(d) for d in jax.devices()],
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "machine": platform.platform(),
-            "git": git_state(),
-            "loadavg_1m_start_end": [load_start, load[0]],
-            "first_step": "jax.jit(step).trace -> .lower -> .compile -> first call, seconds",
-            "step": "median wall seconds of one step incl. block_until_ready, interleaved",
-            "ratio": "jopt / optax; < 1 means jopt is faster",
-        },
+        "meta": facts.meta(
+            argv,
+            quick=args.quick,
+            reps=reps,
+            first_step="jax.jit(step).trace -> .lower -> .compile -> first call, seconds",
+            step="median wall seconds of one step incl. block_until_ready, interleaved",
+            ratio="jopt / optax; < 1 means jopt is faster",
+        ),
         "agreement": agreement,
         "trees": {
             k: {"label": t.label, "leaves": t.leaves, "params": t.params} for k, t in trees.items()
