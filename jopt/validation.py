@@ -7,7 +7,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["check_bool", "check_number", "check_numbers"]
+__all__ = ["check_bool", "check_epsilon", "check_number", "check_numbers"]
 
 
 def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
@@ -105,3 +105,13 @@ def check_numbers(
                     f"({name}[{i}] = {out[i]} <= {out[i - 1]})"
                 )
     return tuple(out)
+
+
+def check_epsilon(epsilon: Any) -> float:
+    """Keras's ``epsilon`` (>= 0); ``None`` means Keras's default 1e-7, as tf.keras 2 wrote it.
+
+    Example:
+        >>> check_epsilon(None), check_epsilon(1e-3)
+        (1e-07, 0.001)
+    """
+    return 1e-7 if epsilon is None else check_number("epsilon", epsilon, low=0.0)

@@ -12,7 +12,7 @@ from jopt.base import StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.moments import ema_mix
-from jopt.validation import check_number
+from jopt.validation import check_epsilon, check_number
 
 __all__ = ["Adadelta"]
 
@@ -67,7 +67,7 @@ class Adadelta(Optimizer):
             learning_rate,
             dict(
                 rho=check_number("rho", rho, 0.0, 1.0),
-                epsilon=1e-7 if epsilon is None else check_number("epsilon", epsilon, low=0.0),
+                epsilon=check_epsilon(epsilon),
             ),
             options,
         )

@@ -12,7 +12,7 @@ from jopt.base import OptimizerState, StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.accumulators import accumulate_square, constant_like
-from jopt.validation import check_number
+from jopt.validation import check_epsilon, check_number
 
 __all__ = ["Adagrad"]
 
@@ -66,7 +66,7 @@ class Adagrad(Optimizer):
                 initial_accumulator_value=check_number(
                     "initial_accumulator_value", initial_accumulator_value, low=0.0
                 ),
-                epsilon=1e-7 if epsilon is None else check_number("epsilon", epsilon, low=0.0),
+                epsilon=check_epsilon(epsilon),
             ),
             options,
         )

@@ -13,7 +13,7 @@ from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.learning_rate import adam_step_size
 from jopt.transforms.moments import ema_step
-from jopt.validation import check_bool, check_number
+from jopt.validation import check_bool, check_epsilon, check_number
 
 __all__ = ["Adam"]
 
@@ -75,7 +75,7 @@ class Adam(Optimizer):
             dict(
                 beta_1=check_number("beta_1", beta_1, 0.0, 1.0, high_open=True),
                 beta_2=check_number("beta_2", beta_2, 0.0, 1.0, high_open=True),
-                epsilon=1e-7 if epsilon is None else check_number("epsilon", epsilon, low=0.0),
+                epsilon=check_epsilon(epsilon),
                 amsgrad=check_bool("amsgrad", amsgrad),
             ),
             options,

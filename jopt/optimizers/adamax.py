@@ -12,7 +12,7 @@ from jopt.base import StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.moments import ema_step
-from jopt.validation import check_number
+from jopt.validation import check_epsilon, check_number
 
 __all__ = ["Adamax"]
 
@@ -70,7 +70,7 @@ class Adamax(Optimizer):
             dict(
                 beta_1=check_number("beta_1", beta_1, 0.0, 1.0, high_open=True),
                 beta_2=check_number("beta_2", beta_2, 0.0, 1.0),
-                epsilon=1e-7 if epsilon is None else check_number("epsilon", epsilon, low=0.0),
+                epsilon=check_epsilon(epsilon),
             ),
             options,
         )

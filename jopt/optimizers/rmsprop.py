@@ -13,7 +13,7 @@ from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.moments import ema_mix
 from jopt.transforms.momentum import heavy_ball
-from jopt.validation import check_bool, check_number
+from jopt.validation import check_bool, check_epsilon, check_number
 
 __all__ = ["RMSprop"]
 
@@ -79,7 +79,7 @@ class RMSprop(Optimizer):
             dict(
                 rho=check_number("rho", rho, 0.0, 1.0, high_open=True),
                 momentum=0.0 if momentum is None else check_number("momentum", momentum, 0.0, 1.0),
-                epsilon=1e-7 if epsilon is None else check_number("epsilon", epsilon, low=0.0),
+                epsilon=check_epsilon(epsilon),
                 centered=check_bool("centered", centered),
             ),
             options,
