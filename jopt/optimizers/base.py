@@ -19,6 +19,7 @@ from jopt import schedules
 from jopt.base import OptimizerState, StepContext
 from jopt.optimizers.options import OPTION_DEFAULTS, validate_options
 from jopt.pytrees import check_float_leaves, check_same_tree
+from jopt.sharding import replicate_like
 from jopt.transforms.averaging import every, param_average
 from jopt.transforms.clipping import clip_by_global_norm, clip_by_norm, clip_by_value
 from jopt.transforms.learning_rate import rate_at
@@ -253,23 +254,27 @@ class Optimizer:
 
         Slots take each param's dtype, as in Keras; the hyperparameters are float32
         scalars whatever the params' dtype, set from :meth:`initial_hyperparams`. Works
-        under ``jax.jit`` and ``jax.eval_shape`` (no static arguments needed).
+        under ``jax.jit`` and ``jax.eval_shape`` (no static arguments needed). Each slot
+        keeps its param's sharding, and the scalars are replicated over the params'
+        devices (see :mod:`jopt.sharding`).
         """
         check_float_leaves(params, "params")
 
         def slot(name: str) -> PyTree:
             if name == "master_weights":
                 return jax.tree.map(lambda p: jnp.asarray(p, jnp.float32), params)
+            # zeros_like, not zeros(shape): a slot stays on its param's devices and sharding.
             return jax.tree.map(
-                lambda p: jnp.zeros(jnp.shape(p), self.slot_dtype(name, jnp.result_type(p))),
+                lambda p: jnp.zeros_like(p, self.slot_dtype(name, jnp.result_type(p))),
                 params,
             )
 
         slots = {name: slot(name) for name in self.all_slot_names()}
         hyperparams = {k: jnp.asarray(v, jnp.float32) for k, v in self._initial.items()}
-        return OptimizerState(
-            jnp.zeros([], jnp.int32), hyperparams, slots, self.init_scalars(params)
+        step, hyperparams, scalars = replicate_like(
+            (jnp.zeros([], jnp.int32), hyperparams, self.init_scalars(params)), params
         )
+        return OptimizerState(step, hyperparams, slots, scalars)
 
     def update(
         self, grads: PyTree, state: OptimizerState, params: PyTree | None = None, **extra: Any
