@@ -100,6 +100,18 @@ class OptimizerState(NamedTuple):
     slots: dict[str, PyTree]
     scalars: dict[str, jax.Array]
 
+    # IPython and Jupyter show a summary (jopt.summary) instead of every array; repr()
+    # stays the NamedTuple's own.
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        from jopt.summaries import summary  # summaries imports this module
+
+        p.text(repr(self) if cycle else str(summary(self)))
+
+    def _repr_html_(self) -> str:
+        from jopt.summaries import summary
+
+        return summary(self)._repr_html_()
+
 
 class StepContext(NamedTuple):
     """What every leaf of one update shares, computed once per step.
