@@ -52,7 +52,9 @@ from jopt.optimizers import (
     SkipNonFinite,
     SkipNonFiniteState,
 )
+from jopt.summaries import summary
 from jopt.sweeps import sweep_init
+from jopt.train_state import TrainState
 
 __version__ = "0.1.0"
 
@@ -82,6 +84,7 @@ __all__ = [
     "SkipNonFinite",
     "SkipNonFiniteState",
     "StepContext",
+    "TrainState",
     "Transformation",
     "add_decayed_weights",
     "apply_gradients",
@@ -100,5 +103,6 @@ __all__ = [
     "schedules",
     "set_group_hyperparams",
     "set_hyperparams",
+    "summary",
     "sweep_init",
 ]
