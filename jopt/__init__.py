@@ -29,6 +29,7 @@ from jopt.blocks import (
     ema,
     scale,
 )
+from jopt.checkpoint import RestoreReport, restore_state
 from jopt.groups import Partition, PartitionState, freeze, partition, set_group_hyperparams
 from jopt.hyperparams import hyperparams, set_hyperparams
 from jopt.optimizers import (
@@ -80,6 +81,7 @@ __all__ = [
     "Partition",
     "PartitionState",
     "RMSprop",
+    "RestoreReport",
     "ScheduleFreeAdamW",
     "SkipNonFinite",
     "SkipNonFiniteState",
@@ -99,6 +101,7 @@ __all__ = [
     "legacy",
     "optimizers",
     "partition",
+    "restore_state",
     "scale",
     "schedules",
     "set_group_hyperparams",
