@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from jopt.base import OptimizerState
 from jopt.pytrees import check_same_tree
+from jopt.sharding import replicate_like
 from jopt.transforms.averaging import param_average
 from jopt.transforms.clipping import clip_by_global_norm as _clip_global
 from jopt.transforms.clipping import clip_by_norm as _clip_norm
@@ -77,15 +78,13 @@ class Block:
         """Step 0, the hyperparameter as a live float32 scalar, and (for ``ema``) the average."""
         slots = {}
         if self.kind == "ema":
-            slots["average"] = jax.tree.map(
-                lambda p: jnp.zeros(jnp.shape(p), jnp.result_type(p)), params
-            )
-        return OptimizerState(
-            jnp.zeros([], jnp.int32),
-            {self.hyperparam: jnp.asarray(self.value, jnp.float32)},
-            slots,
-            {},
+            # zeros_like keeps each param's sharding; the scalars go where the params are.
+            slots["average"] = jax.tree.map(lambda p: jnp.zeros_like(p, jnp.result_type(p)), params)
+        step, hyperparams = replicate_like(
+            (jnp.zeros([], jnp.int32), {self.hyperparam: jnp.asarray(self.value, jnp.float32)}),
+            params,
         )
+        return OptimizerState(step, hyperparams, slots, {})
 
     def update(
         self, updates: PyTree, state: OptimizerState, params: PyTree | None = None, **extra: Any

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from jopt.base import apply_updates
 from jopt.hyperparams import set_hyperparams
 from jopt.pytrees import check_same_tree, leaves_with_paths
+from jopt.sharding import replicate_like
 
 __all__ = [
     "Freeze",
@@ -359,7 +360,7 @@ class Partition:
                     stacklevel=2,
                 )
             groups[label] = self._transform(label).init(treedef.unflatten(mine))
-        return PartitionState(jnp.zeros([], jnp.int32), groups)
+        return PartitionState(replicate_like(jnp.zeros([], jnp.int32), params), groups)
 
     def _state_labels(self, labels: list[str]) -> list[str]:
         implicit = [_FREEZE] if _FREEZE in labels and _FREEZE not in self.transforms else []

@@ -12,6 +12,7 @@ from typing_extensions import Unpack
 from jopt.base import OptimizerState, StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
+from jopt.sharding import replicate_like
 from jopt.transforms.moments import ema_mix
 from jopt.validation import check_bool, check_number
 
@@ -157,14 +158,19 @@ class Adafactor(Optimizer):
         """
         state = super().init(params)
 
-        # Each slot keeps the dtype the base gave it; only the shape is factored.
+        # Each slot keeps the dtype the base gave it; only the shape is factored. The
+        # factored moments are small: replicated on the param's devices.
         rows = jax.tree.map(
-            lambda p, slot: jnp.zeros(_factored_shapes(jnp.shape(p))[0], slot.dtype),
+            lambda p, slot: replicate_like(
+                jnp.zeros(_factored_shapes(jnp.shape(p))[0], slot.dtype), p
+            ),
             params,
             state.slots["r"],
         )
         cols = jax.tree.map(
-            lambda p, slot: jnp.zeros(_factored_shapes(jnp.shape(p))[1], slot.dtype),
+            lambda p, slot: replicate_like(
+                jnp.zeros(_factored_shapes(jnp.shape(p))[1], slot.dtype), p
+            ),
             params,
             state.slots["c"],
         )

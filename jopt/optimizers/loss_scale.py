@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from jopt.base import OptimizerState
 from jopt.optimizers.base import Optimizer
+from jopt.sharding import replicate_like
 from jopt.validation import check_number
 
 __all__ = ["LossScaleOptimizer", "LossScaleState", "SkipNonFinite", "SkipNonFiniteState"]
@@ -115,7 +116,8 @@ class SkipNonFinite(_Wrapper):
 
     def init(self, params: PyTree) -> SkipNonFiniteState:
         """The inner state and a zero skip count."""
-        return SkipNonFiniteState(self.inner.init(params), jnp.zeros([], jnp.int32))
+        skipped = replicate_like(jnp.zeros([], jnp.int32), params)
+        return SkipNonFiniteState(self.inner.init(params), skipped)
 
     def _guarded(
         self, step: Any, skipped: Any, grads: PyTree, state: SkipNonFiniteState
@@ -194,11 +196,10 @@ class LossScaleOptimizer(_Wrapper):
 
     def init(self, params: PyTree) -> LossScaleState:
         """The inner state, ``scale = initial_scale`` and ``step_counter = 0``."""
-        return LossScaleState(
-            self.inner.init(params),
-            jnp.asarray(self.initial_scale, jnp.float32),
-            jnp.zeros([], jnp.int32),
+        scale, counter = replicate_like(
+            (jnp.asarray(self.initial_scale, jnp.float32), jnp.zeros([], jnp.int32)), params
         )
+        return LossScaleState(self.inner.init(params), scale, counter)
 
     def scale_loss(self, loss: jax.Array, state: LossScaleState) -> jax.Array:
         """``loss * scale``: differentiate this, and pass its gradients to the update."""

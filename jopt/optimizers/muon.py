@@ -13,6 +13,7 @@ from typing_extensions import Unpack
 from jopt.base import OptimizerState, StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
+from jopt.sharding import replicate_like
 from jopt.transforms.learning_rate import adam_step_size
 from jopt.transforms.moments import ema_step
 from jopt.transforms.orthogonalize import newton_schulz
@@ -230,7 +231,7 @@ class Muon(Optimizer):
         def velocity(path: Any, p: Any, slot: jax.Array) -> jax.Array:
             if self.uses_adamw(jax.tree_util.keystr(path), len(jnp.shape(p))):
                 return slot
-            return jnp.zeros((0,), slot.dtype)
+            return replicate_like(jnp.zeros((0,), slot.dtype), p)  # on the param's devices
 
         velocities = jax.tree_util.tree_map_with_path(velocity, params, state.slots["velocity"])
         return state._replace(slots={**state.slots, "velocity": velocities})

@@ -29,11 +29,12 @@ def constant_like(tree: PyTree, value: float) -> PyTree:
         Array([0.100098, 0.100098], dtype=bfloat16)
     """
 
+    # full_like, not full(shape): the slot keeps its leaf's sharding.
     def fill(leaf: Any) -> jax.Array:
         dtype = jnp.result_type(leaf)
         if dtype == jnp.bfloat16:
-            return jnp.full(jnp.shape(leaf), jnp.float32(value)).astype(dtype)
-        return jnp.full(jnp.shape(leaf), value, dtype)
+            return jnp.full_like(leaf, jnp.float32(value), jnp.float32).astype(dtype)
+        return jnp.full_like(leaf, value, dtype)
 
     return jax.tree.map(fill, tree)
 
