@@ -1,32 +1,67 @@
 """Sharded params and optimizer state: where each state leaf lives on a device mesh.
 
-A first piece: :func:`replicate_like`, which every ``init`` uses to put its scalars
-(the step count, the live hyperparameters) on the devices of the params.
+jopt has no sharding machinery of its own; it fits into JAX's (a ``Mesh``, a
+``NamedSharding`` per array, ``jax.jit`` with shardings). ``opt.init`` on placed params
+gives each slot its param's sharding and replicates the scalars (step count, live
+hyperparameters) over the same devices, and an elementwise update keeps every layout,
+so a sharded model trains with no change to jopt's calls. This module adds what is
+JAX-specific to ask of an optimizer:
+
+* :func:`state_shardings`: the sharding of every leaf of ``init(params)``, from params
+  that are placed arrays or ``jax.ShapeDtypeStruct`` with shardings (nothing is
+  allocated), for ``jax.jit``'s ``in_shardings`` / ``out_shardings`` or a checkpoint
+  restore. With ``zero_axis`` it also partitions the state over the data-parallel mesh
+  axis (ZeRO stage 1): params stay replicated, each device keeps ``1/n`` of the state,
+  and the numbers do not change.
+* :func:`init_sharded`: the state created directly in those shardings, by one compiled
+  ``init``, never assembled on one device.
+* :func:`abstract_state`: the state as ``jax.ShapeDtypeStruct`` with shardings.
+* :func:`replicate_like`: what ``init`` uses to replicate its scalars.
+
+Example, data parallel with ZeRO-1 on a 1-device mesh (the same code runs on any)::
+
+    >>> import jax, jax.numpy as jnp, jopt
+    >>> from jax.sharding import NamedSharding, PartitionSpec as P
+    >>> mesh = jax.make_mesh((jax.device_count(),), ("data",))
+    >>> params = jax.device_put({"w": jnp.ones((8, 4))}, NamedSharding(mesh, P()))
+    >>> opt = jopt.Adam(1e-3)
+    >>> state = init_sharded(opt, params, zero_axis="data")
+    >>> state.slots["velocity"]["w"].sharding.spec
+    P('data', None)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import jax
-from jax.sharding import NamedSharding, PartitionSpec, Sharding, SingleDeviceSharding
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec, Sharding, SingleDeviceSharding
 
-__all__ = ["replicate_like"]
+__all__ = ["abstract_state", "init_sharded", "replicate_like", "state_shardings"]
 
 PyTree = Any
+AxisName = str | Sequence[str]
+
+
+def _placed_sharding(leaf: Any) -> Sharding | None:
+    """A leaf's sharding when it is placed: a committed concrete array, or a
+    ``ShapeDtypeStruct`` that names one. Tracers, NumPy arrays and uncommitted arrays
+    (free to move) have none."""
+    if isinstance(leaf, jax.core.Tracer):
+        return None
+    if isinstance(leaf, jax.Array):
+        return leaf.sharding if getattr(leaf, "_committed", True) else None
+    if isinstance(leaf, jax.ShapeDtypeStruct):
+        return leaf.sharding
+    return None
 
 
 def _replicated_sharding(params: PyTree) -> Sharding | None:
-    """The sharding that replicates a value over the devices of the first placed param
-    leaf, or None when no leaf is a placed (committed, concrete) ``jax.Array``."""
+    """Replicated over the devices of the first placed param leaf, or None."""
     for leaf in jax.tree.leaves(params):
-        # Tracers carry no placement to copy (jit's out_shardings decide); NumPy arrays
-        # and uncommitted arrays may move freely, so their scalars may too.
-        if not isinstance(leaf, jax.Array) or isinstance(leaf, jax.core.Tracer):
-            continue
-        if not getattr(leaf, "_committed", True):
-            continue
-        sharding = leaf.sharding
+        sharding = _placed_sharding(leaf)
         if isinstance(sharding, NamedSharding):
             return NamedSharding(sharding.mesh, PartitionSpec())
         if isinstance(sharding, SingleDeviceSharding):
@@ -55,3 +90,180 @@ def replicate_like(tree: PyTree, params: PyTree) -> PyTree:
     if sharding is None:
         return tree
     return jax.device_put(tree, sharding)
+
+
+def _mesh_of(params: PyTree, mesh: Mesh | None) -> Mesh:
+    meshes = {
+        s.mesh
+        for s in map(_placed_sharding, jax.tree.leaves(params))
+        if isinstance(s, NamedSharding)
+    }
+    if mesh is not None:
+        meshes.add(mesh)
+    if len(meshes) > 1:
+        raise ValueError(f"params live on {len(meshes)} different meshes; use one mesh")
+    if not meshes:
+        raise ValueError(
+            "params carry no NamedSharding: give placed arrays or jax.ShapeDtypeStruct("
+            "..., sharding=NamedSharding(mesh, spec)) leaves, or pass mesh= (params "
+            "without a sharding are then replicated on it)"
+        )
+    return meshes.pop()
+
+
+def _spec_of(leaf: Any) -> PartitionSpec:
+    sharding = _placed_sharding(leaf)
+    if isinstance(sharding, NamedSharding):
+        return sharding.spec
+    return PartitionSpec()
+
+
+def _zero_spec(
+    spec: PartitionSpec, shape: tuple[int, ...], axes: tuple[str, ...], mesh: Mesh
+) -> PartitionSpec:
+    """``spec`` with the first free dimension divisible by the ZeRO axes' size partitioned
+    over them; ``spec`` itself when an axis is already used or no dimension divides."""
+    entries = list(spec) + [None] * (len(shape) - len(spec))
+    used = {a for e in entries if e is not None for a in ((e,) if isinstance(e, str) else e)}
+    if used & set(axes):
+        return spec
+    size = int(np.prod([mesh.shape[a] for a in axes]))
+    for dim, (entry, n) in enumerate(zip(entries, shape, strict=True)):
+        if entry is None and n % size == 0:
+            entries[dim] = axes[0] if len(axes) == 1 else axes
+            return PartitionSpec(*entries)
+    return spec  # nothing divides: replicated over the ZeRO axes
+
+
+def state_shardings(
+    tx: Any,
+    params: PyTree,
+    *,
+    zero_axis: AxisName | None = None,
+    mesh: Mesh | None = None,
+) -> PyTree:
+    """The ``NamedSharding`` of every leaf of ``tx.init(params)``, without computing it.
+
+    Rule: a leaf inside a params-shaped subtree of the state (each slot, an EMA, master
+    weights; a group's slots in a :func:`jopt.partition`) with its param's shape takes
+    its param's sharding; every other leaf (the step count, hyperparameters, scalars,
+    Adafactor's factored moments) is replicated. ``init`` on placed params gives the
+    same layout.
+
+    ZeRO stage 1, ``zero_axis="data"`` (a mesh axis name, or a tuple of names): every
+    state leaf of rank >= 1 is further partitioned over that axis along its first
+    dimension that is not sharded already and is divisible by the axis' size; a leaf
+    with no such dimension (or already sharded over that axis) keeps the layout above.
+    Params replicated over ``"data"`` then keep their state split ``n`` ways: each
+    device stores ``1/n`` of it, updates its part, and ``jit`` gathers the new params.
+    The numbers are those of the unsharded step (elementwise rules work on any split).
+
+    Args:
+        tx: an optimizer or any transformation with ``init``.
+        params: the params as placed arrays or ``jax.ShapeDtypeStruct`` leaves with a
+            ``NamedSharding`` (``init`` is only traced, through ``jax.eval_shape``).
+        zero_axis: mesh axis (or axes) to partition the state over; ``None`` (default)
+            leaves the state laid out like the params.
+        mesh: the mesh, needed only when no param carries a ``NamedSharding``
+            (unsharded params are then replicated on it).
+
+    Raises:
+        ValueError: no mesh can be found, params on several meshes, or ``zero_axis``
+            names an axis the mesh lacks.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jopt
+        >>> from jax.sharding import NamedSharding, PartitionSpec as P
+        >>> mesh = jax.make_mesh((1,), ("data",))
+        >>> params = {"w": jax.ShapeDtypeStruct((4, 2), jnp.float32,
+        ...                                     sharding=NamedSharding(mesh, P()))}
+        >>> sh = state_shardings(jopt.SGD(momentum=0.9), params, zero_axis="data")
+        >>> sh.slots["momentum"]["w"].spec, sh.step.spec
+        (P('data', None), P())
+    """
+    mesh = _mesh_of(params, mesh)
+    axes: tuple[str, ...] = ()
+    if zero_axis is not None:
+        axes = (zero_axis,) if isinstance(zero_axis, str) else tuple(zero_axis)
+        missing = [a for a in axes if a not in mesh.shape]
+        if missing:
+            raise ValueError(
+                f"zero_axis {missing[0]!r} is not an axis of the mesh (axes: {tuple(mesh.shape)})"
+            )
+    shapes = jax.eval_shape(tx.init, params)
+    treedef = jax.tree.structure(params)
+    param_leaves = treedef.flatten_up_to(params)
+
+    def layout(leaf: Any, spec: PartitionSpec) -> NamedSharding:
+        if axes and leaf.ndim:
+            spec = _zero_spec(spec, leaf.shape, axes, mesh)
+        return NamedSharding(mesh, spec)
+
+    def like_params(node: Any) -> bool:
+        if treedef.num_nodes == 1:  # a single-array params: match leaves only
+            return isinstance(node, jax.ShapeDtypeStruct)
+        try:
+            leaves = treedef.flatten_up_to(node)
+        except (ValueError, TypeError):
+            return False
+        return all(x is None or isinstance(x, jax.ShapeDtypeStruct) for x in leaves)
+
+    def place(node: Any) -> Any:
+        if not like_params(node):  # a leaf elsewhere in the state
+            return layout(node, PartitionSpec())
+        leaves = treedef.flatten_up_to(node)
+        out = [
+            None if x is None else layout(x, _spec_of(p) if x.shape == p.shape else PartitionSpec())
+            for x, p in zip(leaves, param_leaves, strict=True)
+        ]
+        return treedef.unflatten(out)
+
+    return jax.tree.map(place, shapes, is_leaf=like_params)
+
+
+def abstract_state(
+    tx: Any, params: PyTree, *, zero_axis: AxisName | None = None, mesh: Mesh | None = None
+) -> PyTree:
+    """``tx.init(params)`` as ``jax.ShapeDtypeStruct`` leaves carrying their shardings.
+
+    What a checkpoint restore (``orbax``'s ``restore(path, target)``) or an ahead-of-time
+    ``jax.jit(...).lower(...)`` wants; nothing is allocated. Arguments as for
+    :func:`state_shardings`.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jopt
+        >>> from jax.sharding import NamedSharding, PartitionSpec as P
+        >>> mesh = jax.make_mesh((1,), ("data",))
+        >>> params = {"w": jax.ShapeDtypeStruct((4,), jnp.bfloat16,
+        ...                                     sharding=NamedSharding(mesh, P("data")))}
+        >>> v = abstract_state(jopt.Adam(), params).slots["velocity"]["w"]
+        >>> v.shape, v.dtype, v.sharding.spec
+        ((4,), dtype(bfloat16), P('data',))
+    """
+    shapes = jax.eval_shape(tx.init, params)
+    shardings = state_shardings(tx, params, zero_axis=zero_axis, mesh=mesh)
+    return jax.tree.map(
+        lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings
+    )
+
+
+def init_sharded(
+    tx: Any, params: PyTree, *, zero_axis: AxisName | None = None, mesh: Mesh | None = None
+) -> PyTree:
+    """``tx.init(params)``, compiled so each device creates only its own part of the state.
+
+    ``jax.jit(tx.init, out_shardings=state_shardings(...))(params)``: a large state is
+    never assembled on one device first. Arguments as for :func:`state_shardings`;
+    ``params`` must be arrays here (``init`` may copy them, e.g. master weights).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jopt
+        >>> from jax.sharding import NamedSharding, PartitionSpec as P
+        >>> mesh = jax.make_mesh((1,), ("model",))
+        >>> params = {"w": jax.device_put(jnp.ones((2, 4)), NamedSharding(mesh, P(None, "model")))}
+        >>> state = init_sharded(jopt.RMSprop(), params)
+        >>> state.slots["velocity"]["w"].sharding.spec, state.step.sharding.spec
+        (P(None, 'model'), P())
+    """
+    shardings = state_shardings(tx, params, zero_axis=zero_axis, mesh=mesh)
+    return jax.jit(tx.init, out_shardings=shardings)(params)
