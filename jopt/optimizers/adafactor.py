@@ -107,6 +107,8 @@ class Adafactor(Optimizer):
         Array([0.9, 0.9, 0.9], dtype=float32)
     """
 
+    elementwise = False  # reads each leaf's shape or norm
+
     keras_name = "adafactor"
     hyperparam_names = ("beta_2_decay", "epsilon_1", "epsilon_2", "clip_threshold")
 

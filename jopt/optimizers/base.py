@@ -93,6 +93,11 @@ class Optimizer:
     #: as it is, so ``apply`` stays bit-identical to Keras.
     assigns_params: ClassVar[bool] = False
 
+    #: True when the rule treats every element alone (given the step's shared scalars),
+    #: so leaves may be concatenated into flat buckets with identical numbers
+    #: (:func:`jopt.bucketed`). False for rules that read a leaf's shape or norm.
+    elementwise: ClassVar[bool] = True
+
     #: Keras's default ``name`` (its auto name, without the per-process counter).
     keras_name: ClassVar[str] = "optimizer"
 
@@ -315,10 +320,19 @@ class Optimizer:
         return new_params, state
 
     def _run(
-        self, grads: PyTree, state: OptimizerState, params: PyTree | None, want_params: bool
+        self,
+        grads: PyTree,
+        state: OptimizerState,
+        params: PyTree | None,
+        want_params: bool,
+        decay_names: list[str | None] | None = None,
     ) -> tuple[PyTree, PyTree, OptimizerState]:
         """The whole update, in Keras's order: unscale, accumulate, clip, decay the
-        weights, the rule, average the params; returns (updates, new params, state)."""
+        weights, the rule, average the params; returns (updates, new params, state).
+
+        ``decay_names`` (one per leaf) replaces :meth:`weight_decay_name`'s choice, for
+        leaves that are buckets of params rather than params (:func:`jopt.bucketed`).
+        """
         self._check_state(state)
         names, all_names = self.slot_names(), self.all_slot_names()
         if all_names:
@@ -372,7 +386,11 @@ class Optimizer:
         updates, new_p = [], []
         for i, (gi, pi) in enumerate(zip(g, p, strict=True)):
             base = pi
-            wd = self.weight_decay_name(paths[i], jnp.ndim(gi))
+            wd = (
+                self.weight_decay_name(paths[i], jnp.ndim(gi))
+                if decay_names is None
+                else decay_names[i]
+            )
             if wd:
                 dtype = cdtypes[i]
                 base = decay_weights(pi, ctx.cast(wd, dtype), lr.astype(dtype))

@@ -60,6 +60,8 @@ class Lamb(Optimizer):
         Array([2.6464467, 3.6464467], dtype=float32)
     """
 
+    elementwise = False  # reads each leaf's shape or norm
+
     keras_name = "lamb"
     hyperparam_names = ("beta_1", "beta_2", "epsilon")
 

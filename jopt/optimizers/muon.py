@@ -120,6 +120,8 @@ class Muon(Optimizer):
         Array([-0.0099999, -0.0099999], dtype=float32)
     """
 
+    elementwise = False  # reads each leaf's shape or norm
+
     keras_name = "muon"
     # weight_decay is the base option's; exclude_*, ns_steps and nesterov shape the step.
     hyperparam_names = (
