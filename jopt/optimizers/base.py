@@ -508,6 +508,12 @@ class Optimizer:
                 f"this state holds slots {sorted(state.slots)} but {self!r} uses "
                 f"{sorted(expected)}: it was made by a differently configured optimizer"
             )
+        if set(state.scalars) != set(self.init_scalars(None)):
+            raise ValueError(
+                f"this state holds scalars {sorted(state.scalars)} but {self!r} uses "
+                f"{sorted(self.init_scalars(None))}: it was made by a differently configured "
+                "optimizer"
+            )
         if set(state.hyperparams) != set(self._initial):
             raise ValueError(
                 f"this state holds hyperparameters {sorted(state.hyperparams)} but {self!r} "
