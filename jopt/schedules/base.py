@@ -25,6 +25,19 @@ class LearningRateSchedule:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         LearningRateSchedule._registry[cls.__name__] = cls
+        # dataclass() would write a repr of every field (name='ExponentialDecay' too) unless
+        # the class has its own: give each schedule the short one below.
+        if "__repr__" not in cls.__dict__:
+            cls.__repr__ = LearningRateSchedule.__repr__  # type: ignore[method-assign]
+
+    def __repr__(self) -> str:
+        """The class and the fields that differ from their defaults, as an optimizer's."""
+        shown = [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+            if f.default is dataclasses.MISSING or getattr(self, f.name) != f.default
+        ]
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     def __call__(self, step: Any) -> jax.Array:
         raise NotImplementedError
