@@ -253,7 +253,7 @@ def summary(state: PyTree, opt: Any = None, *, params: PyTree = None) -> StateSu
         >>> state = opt.init({"w": jnp.ones((4, 3)), "b": jnp.zeros(3)})
         >>> print(jopt.summary(state, opt))  # doctest: +NORMALIZE_WHITESPACE
         Adam(learning_rate=ExponentialDecay(initial_learning_rate=0.1, decay_steps=10, \
-decay_rate=0.5, staircase=False, name='ExponentialDecay'))
+decay_rate=0.5))
           step              0
           lr (next update)  0.1
           hyperparams       learning_rate_scale=1.0, beta_1=0.9, beta_2=0.999, epsilon=1e-07
