@@ -315,6 +315,12 @@ def chain(*transforms: Transformation, **named: Transformation) -> GradientTrans
         updates: PyTree, state: dict[str, PyTree], params: PyTree | None = None, **extra: Any
     ) -> tuple[PyTree, dict[str, PyTree]]:
         del extra  # accepted for optax's extra-args protocol; jopt transforms need none
+        if not isinstance(state, Mapping) or set(state) != {name for name, _ in items}:
+            held = sorted(state) if isinstance(state, Mapping) else type(state).__name__
+            raise ValueError(
+                f"this chain's state holds {held} but the chain has "
+                f"{[name for name, _ in items]}: it was made by a different chain"
+            )
         new_state = {}
         for name, t in items:
             updates, new_state[name] = t.update(updates, state[name], params)
