@@ -41,19 +41,26 @@ from jopt.transforms.momentum import heavy_ball
 __all__ = ["SGD", "Adam", "RMSprop"]
 
 
-class SGD(optimizers.SGD):
+class _Legacy:
+    """Marks a tf.keras 2 optimizer in its repr, apart from jopt's Keras 3 class."""
+
+    def __repr__(self) -> str:
+        return f"legacy.{super().__repr__()}"
+
+
+class SGD(_Legacy, optimizers.SGD):
     """tf.keras 2's SGD: the same rule as :class:`jopt.SGD` (Keras's momentum kernel).
 
     Example:
         >>> import jopt
         >>> jopt.legacy.SGD(lr=0.1, momentum=0.9, decay=1e-3)
-        SGD(learning_rate=0.1, momentum=0.9, decay=0.001)
+        legacy.SGD(learning_rate=0.1, momentum=0.9, decay=0.001)
     """
 
     keras_name = "SGD"
 
 
-class RMSprop(optimizers.RMSprop):
+class RMSprop(_Legacy, optimizers.RMSprop):
     """tf.keras 2's RMSprop.
 
     Rule (float32 hyperparameters; ``g`` gradient, ``lr`` the rate at this step)::
@@ -119,7 +126,7 @@ class RMSprop(optimizers.RMSprop):
         return -new["momentum"], new
 
 
-class Adam(optimizers.Adam):
+class Adam(_Legacy, optimizers.Adam):
     """tf.keras 2's Adam (TensorFlow's ApplyAdam / ApplyAdamWithAmsgrad kernels).
 
     The rule of :class:`jopt.Adam` with ``1 - beta_1`` and ``1 - beta_2`` computed in
