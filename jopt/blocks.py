@@ -65,6 +65,11 @@ class Block:
     value: float
     exclude: tuple[str, ...] | None = None
 
+    def __repr__(self) -> str:
+        """As it was built: ``clip_by_norm(1.0)``, ``add_decayed_weights(0.1, exclude=...)``."""
+        exclude = "" if self.exclude is None else f", exclude={list(self.exclude)!r}"
+        return f"{self.kind}({self.value!r}{exclude})"
+
     @property
     def name(self) -> str:
         return self.kind
