@@ -57,6 +57,15 @@ class _Wrapper:
         all finite; otherwise returns ``skipped`` and the inner state untouched."""
         raise NotImplementedError
 
+    def __repr__(self) -> str:
+        """The class and its non-default arguments, as an optimizer's repr."""
+        shown = [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)  # type: ignore[arg-type]
+            if f.default is dataclasses.MISSING or getattr(self, f.name) != f.default
+        ]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
     def lr(self, step_or_state: Any = None) -> jax.Array:
         """The inner optimizer's learning rate (see :meth:`Optimizer.lr`); a state of this
         wrapper reports the rate of its inner state."""
@@ -87,7 +96,7 @@ class SkipNonFiniteState(NamedTuple):
     skipped: jax.Array
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class SkipNonFinite(_Wrapper):
     """Skips every update whose gradients hold NaN or Inf, and counts the skipped steps.
 
@@ -145,7 +154,7 @@ class LossScaleState(NamedTuple):
     step_counter: jax.Array
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class LossScaleOptimizer(_Wrapper):
     """Keras's dynamic loss scaling around an optimizer.
 
