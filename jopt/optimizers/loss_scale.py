@@ -40,16 +40,27 @@ class _Wrapper:
 
     inner: Optimizer
 
+    def _check_state(self, state: Any, what: str) -> None:
+        expected = SkipNonFiniteState if isinstance(self, SkipNonFinite) else LossScaleState
+        if not isinstance(state, expected):
+            raise TypeError(
+                f"{type(self).__name__}.{what} expects the {expected.__name__} made by its "
+                f"init, got {type(state).__name__}: a state of another (unwrapped or "
+                "differently wrapped) optimizer"
+            )
+
     def update(
         self, grads: PyTree, state: Any, params: PyTree | None = None, **extra: Any
     ) -> tuple[PyTree, Any]:
         """Returns ``(updates, new_state)``; a skipped step's updates are zeros."""
         del extra
+        self._check_state(state, "update")
         zeros = jax.tree.map(jnp.zeros_like, grads)
         return self._guarded(lambda g, s: self.inner.update(g, s, params), zeros, grads, state)
 
     def apply(self, grads: PyTree, state: Any, params: PyTree) -> tuple[PyTree, Any]:
         """Returns ``(new_params, new_state)``; a skipped step returns ``params`` as they are."""
+        self._check_state(state, "apply")
         return self._guarded(lambda g, s: self.inner.apply(g, s, params), params, grads, state)
 
     def _guarded(self, step: Any, skipped: PyTree, grads: PyTree, state: Any) -> Any:
