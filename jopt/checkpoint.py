@@ -213,6 +213,8 @@ class _Restorer:
                 f"state{where}: {self.opt!r} holds an OptimizerState (step, hyperparams, slots, "
                 f"scalars) but the saved state holds {type(saved).__name__}"
                 + (f" with entries {sorted(s)}" if s is not None else "")
+                + ": it was saved from a differently configured optimizer (a wrapper, chain "
+                "or partition around it, or none)"
             )
         for field in ("hyperparams", "slots", "scalars"):
             saved_names = _children(s[field]) or {}
