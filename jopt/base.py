@@ -160,7 +160,22 @@ class StepContext(NamedTuple):
 
     def lr_as(self, dtype: Any) -> jax.Array:
         """The rate cast to a leaf's dtype, as Keras casts it to the variable's."""
-        return self.lr.astype(dtype)
+        return self.shared(("lr", jnp.dtype(dtype)), lambda: self.lr.astype(dtype))
+
+    def count(self, dtype: Any) -> jax.Array:
+        """``step + 1`` (the 1-based count of this update, as bias corrections use it)
+        cast to ``dtype``."""
+        return self.shared(("count", jnp.dtype(dtype)), lambda: (self.step + 1).astype(dtype))
+
+    def shared(self, key: Any, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once per step for a hashable ``key`` (name it after what
+        it holds, with its dtype) and shared by every leaf: a per-step scalar such as
+        Adam's bias-corrected step size is traced once, not once per leaf."""
+        if self.cache is None:
+            return make()
+        if key not in self.cache:
+            self.cache[key] = make()
+        return self.cache[key]
 
     def is_initial(self, name: str) -> jax.Array | bool:
         """Whether hyperparameter ``name`` still holds the constructor's value (``True``
@@ -238,11 +253,7 @@ class StepContext(NamedTuple):
         return self.hyper(name, lambda x: nonzero(x, dtype), ("epsilon", dtype))
 
     def _shared(self, name: str, key: Any, make: Callable[[], Any]) -> Any:
-        if self.cache is None:
-            return make()
-        if (name, key) not in self.cache:
-            self.cache[(name, key)] = make()
-        return self.cache[(name, key)]
+        return self.shared((name, key), make)
 
 
 def apply_updates(params: PyTree, updates: PyTree) -> PyTree:

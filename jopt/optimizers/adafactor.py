@@ -186,7 +186,7 @@ class Adafactor(Optimizer):
         dtype = g.dtype
         lr = ctx.lr_as(dtype)
         one = jnp.asarray(1.0, dtype)
-        t = (ctx.step + 1).astype(dtype)
+        t = ctx.count(dtype)
         if not callable(self.learning_rate) and self.relative_step:
             lr = jnp.minimum(lr, 1 / jnp.sqrt(t))
         rho = jnp.minimum(lr, 1 / jnp.sqrt(t))

@@ -88,9 +88,14 @@ class Adam(Optimizer):
         self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext
     ) -> tuple[jax.Array, dict[str, Any]]:
         dtype = g.dtype
-        t = (ctx.step + 1).astype(dtype)
-        alpha = adam_step_size(
-            ctx.lr_as(dtype), ctx.cast("beta_1", dtype), ctx.cast("beta_2", dtype), t
+        alpha = ctx.shared(
+            ("adam step size", dtype),
+            lambda: adam_step_size(
+                ctx.lr_as(dtype),
+                ctx.cast("beta_1", dtype),
+                ctx.cast("beta_2", dtype),
+                ctx.count(dtype),
+            ),
         )
         in_dtype = self._complement_in_leaf_dtype
         new = {

@@ -82,8 +82,9 @@ class Adamax(Optimizer):
         self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext
     ) -> tuple[jax.Array, dict[str, Any]]:
         dtype = g.dtype
-        t = (ctx.step + 1).astype(dtype)
-        beta_1_power = jnp.power(ctx.cast("beta_1", dtype), t)
+        beta_1_power = ctx.shared(
+            ("beta_1 ** t", dtype), lambda: jnp.power(ctx.cast("beta_1", dtype), ctx.count(dtype))
+        )
         m = ema_step(slots["momentum"], g, ctx.complement("beta_1", dtype))
         u = jnp.maximum(ctx.value("beta_2", dtype) * slots["norm"], jnp.abs(g))
         epsilon = ctx.epsilon("epsilon", dtype)

@@ -97,9 +97,12 @@ class Lamb(Optimizer):
             raise ValueError("Lamb needs params: call update(grads, state, params)")
         dtype = g.dtype
         lr = ctx.lr_as(dtype)
-        t = (ctx.step + 1).astype(dtype)
-        beta_1_power = jnp.power(ctx.cast("beta_1", dtype), t)
-        beta_2_power = jnp.power(ctx.cast("beta_2", dtype), t)
+        beta_1_power, beta_2_power = ctx.shared(
+            ("beta ** t", dtype),
+            lambda: tuple(
+                jnp.power(ctx.cast(b, dtype), ctx.count(dtype)) for b in ("beta_1", "beta_2")
+            ),
+        )
         m = ema_step(slots["momentum"], g, ctx.complement("beta_1", dtype))
         v = ema_step(slots["velocity"], jnp.square(g), ctx.complement("beta_2", dtype))
         m_hat = m / (1.0 - beta_1_power)

@@ -274,10 +274,14 @@ class Muon(Optimizer):
         self, g: jax.Array, slots: dict[str, jax.Array], ctx: StepContext
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         dtype = g.dtype
-        t = (ctx.step + 1).astype(dtype)
-        lr = (ctx.lr * ctx.value("adam_lr_ratio", ctx.lr.dtype)).astype(dtype)
-        alpha = adam_step_size(
-            lr, ctx.cast("adam_beta_1", dtype), ctx.cast("adam_beta_2", dtype), t
+        alpha = ctx.shared(
+            ("adam step size", dtype),
+            lambda: adam_step_size(
+                (ctx.lr * ctx.value("adam_lr_ratio", ctx.lr.dtype)).astype(dtype),
+                ctx.cast("adam_beta_1", dtype),
+                ctx.cast("adam_beta_2", dtype),
+                ctx.count(dtype),
+            ),
         )
         m = ema_step(slots["momentum"], g, ctx.complement("adam_beta_1", dtype))
         v = ema_step(slots["velocity"], jnp.square(g), ctx.complement("adam_beta_2", dtype))

@@ -123,17 +123,23 @@ class Nadam(Optimizer):
         u_product = u_product * ctx.value("beta_1", u_product.dtype) * _schedule_factor(t)
         return ctx._replace(scalars={**ctx.scalars, "u_product": u_product})
 
-    def leaf_update(
-        self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext
-    ) -> tuple[jax.Array, dict[str, Any]]:
-        dtype = g.dtype
-        t = (ctx.step + 1).astype(dtype)
+    @staticmethod
+    def _factors(ctx: StepContext, dtype: Any) -> tuple[jax.Array, ...]:
+        """The step's scalars every leaf of ``dtype`` shares."""
+        t = ctx.count(dtype)
         beta_1, beta_2 = ctx.cast("beta_1", dtype), ctx.cast("beta_2", dtype)
         u_t = beta_1 * _schedule_factor(t)
         u_t_1 = beta_1 * _schedule_factor((ctx.step + 2).astype(dtype))
         u_product_t = _cast_rounded(ctx.scalars["u_product"], dtype)
-        u_product_t_1 = u_product_t * u_t_1
-        beta_2_power = jnp.power(beta_2, t)
+        return u_t, u_t_1, u_product_t, u_product_t * u_t_1, jnp.power(beta_2, t)
+
+    def leaf_update(
+        self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext
+    ) -> tuple[jax.Array, dict[str, Any]]:
+        dtype = g.dtype
+        u_t, u_t_1, u_product_t, u_product_t_1, beta_2_power = ctx.shared(
+            ("nadam factors", dtype), lambda: self._factors(ctx, dtype)
+        )
         m = ema_step(slots["momentum"], g, ctx.complement("beta_1", dtype, in_dtype=True))
         v = ema_step(
             slots["velocity"], jnp.square(g), ctx.complement("beta_2", dtype, in_dtype=True)

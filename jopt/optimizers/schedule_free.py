@@ -144,13 +144,15 @@ class ScheduleFreeAdamW(Optimizer):
             raise ValueError("ScheduleFreeAdamW needs params: call update(grads, state, params)")
         dtype = g.dtype
         lr = ctx.lr_as(dtype)
-        t = (ctx.step + 1).astype(dtype)
+        t = ctx.count(dtype)
         beta_1, beta_2 = ctx.cast("beta_1", dtype), ctx.cast("beta_2", dtype)
         if self.warmup_steps > 0:
             lr = lr * jnp.minimum(t / jnp.asarray(self.warmup_steps, dtype), 1.0)
         z = slots["momentum"]
         v = ema_step(slots["velocity"], jnp.square(g), 1 - beta_2)
-        denominator = jnp.sqrt(v / (1 - jnp.power(beta_2, t))) + ctx.epsilon("epsilon", dtype)
+        denominator = jnp.sqrt(
+            v / ctx.shared(("1 - beta_2 ** t", dtype), lambda: 1 - jnp.power(beta_2, t))
+        ) + ctx.epsilon("epsilon", dtype)
         z_new = z - (lr * g) / denominator
         weight = 1.0 / t
         x = (p - (1 - beta_1) * z) / beta_1
