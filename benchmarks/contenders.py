@@ -181,8 +181,24 @@ def _jopt_apply(opt: jopt.Optimizer) -> Built:
     return Built(opt.init, lambda p, s, g: opt.apply(g, s, p))
 
 
+def _bucketed(opt: jopt.Optimizer) -> Built:
+    # The state packed into flat buckets, the params the user's tree.
+    tx = jopt.layout.bucketed(opt)
+    return Built(tx.init, user_step(tx, jopt.apply_updates))
+
+
+def _packed(opt: jopt.Optimizer) -> Built:
+    # Params (and so grads and state) packed too; the user reads params.unpack().
+    return Built(
+        opt.init, user_step(opt, jopt.apply_updates), jopt.layout.pack, lambda p: p.unpack()
+    )
+
+
 register_jopt_variant("jopt", lambda opt: Built(opt.init, user_step(opt, jopt.apply_updates)))
 register_jopt_variant("jopt.apply", _jopt_apply, default=False)
+if hasattr(jopt, "layout"):  # the opt-in layouts of jopt/layout/, where this jopt has them
+    register_jopt_variant("jopt.bucketed", _bucketed, default=False)
+    register_jopt_variant("jopt.packed", _packed, default=False)
 
 
 @dataclass(frozen=True)

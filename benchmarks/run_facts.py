@@ -36,6 +36,15 @@ def git_state() -> str:
     return (head or "unknown") + ("+dirty" if dirty else "")
 
 
+def optional_versions() -> dict[str, str]:
+    """Versions of the other libraries a run compared against, if it imported them."""
+    return {
+        name: getattr(sys.modules[name], "__version__", "unknown")
+        for name in ("keras", "torch")
+        if name in sys.modules
+    }
+
+
 @dataclass
 class RunFacts:
     """Started when a run starts; ``footer`` and ``meta`` are read when it ends."""
@@ -50,8 +59,10 @@ class RunFacts:
         """The table's last lines: wall time, versions, commit, and the machine's load."""
         return (
             f"\nwall time {self.wall():.1f} s, {repetitions}, jax {jax.__version__} "
-            f"({jax.default_backend()}), optax {optax.__version__}, jopt {jopt.__version__} "
-            f"({git_state()})\n1-min load average {self.load_start:.2f} at start, "
+            f"({jax.default_backend()}), optax {optax.__version__}, "
+            + "".join(f"{k} {v}, " for k, v in optional_versions().items())
+            + f"jopt {jopt.__version__} ({git_state()})\n"
+            f"1-min load average {self.load_start:.2f} at start, "
             f"{os.getloadavg()[0]:.2f} at end on {os.cpu_count()} CPUs (above ~1 means other "
             "work shared the machine)"
         )
@@ -72,4 +83,5 @@ class RunFacts:
             "machine": platform.platform(),
             "git": git_state(),
             "loadavg_1m_start_end": [self.load_start, os.getloadavg()[0]],
+            **optional_versions(),
         }
