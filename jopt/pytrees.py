@@ -83,16 +83,60 @@ def check_same_tree(reference: Any, other: Any, ref_name: str, other_name: str) 
 def check_float_leaves(tree: Any, name: str) -> None:
     """Raises ``TypeError`` naming the first leaf that is not a real floating-point array.
 
-    Optimizers move floats only: an integer or boolean leaf has no gradient, and a complex
-    leaf would silently use the wrong moment formulas (``g**2`` instead of ``|g|**2``).
+    What jopt does with each kind of leaf, everywhere (``init``, ``update``, ``apply``,
+    :func:`jopt.apply_updates`):
+
+    * float16, bfloat16, float32, float64 arrays (and Python floats): updated, each
+      keeping its dtype; grads of another float dtype are cast to the param's, as Keras
+      casts them to the variable's;
+    * ``None``: passed through as ``None`` (an empty subtree);
+    * integer or boolean leaves: a ``TypeError`` naming the path. They have no gradient;
+      keep them out of the optimized tree, or label them ``"freeze"`` in a
+      :func:`jopt.partition`, whose frozen leaves are never touched;
+    * complex leaves: a ``TypeError`` naming the path. Keras's rules are written for real
+      numbers (``g**2``, not ``|g|**2``); optimize the real and imaginary parts as two
+      real leaves instead;
+    * anything else (a string, an object): a ``TypeError`` naming the path.
+
+    Only dtypes are read, so the check costs nothing at run time and works on traced
+    values; path strings are built only for the error message.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> check_float_leaves({"n": jnp.int32(3)}, "params")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        TypeError: params['n'] has dtype int32; jopt optimizers update real floating-point ...
     """
+    for leaf in jax.tree_util.tree_leaves(tree):
+        if not _is_float(leaf):
+            break
+    else:
+        return  # the common case: no path string is built
     for path, leaf in leaves_with_paths(tree):
-        if leaf is None:
+        if leaf is None or _is_float(leaf):
             continue
-        dtype = jnp.result_type(leaf)
-        if not jnp.issubdtype(dtype, jnp.floating):
+        try:
+            dtype = jnp.result_type(leaf)
+        except TypeError:
             raise TypeError(
-                f"{name}{path} has dtype {dtype}; jopt optimizers update real floating-point "
-                "leaves only (float16, bfloat16, float32, float64). Keep integer or complex "
-                "values out of the tree you optimize, or split them off with a label."
-            )
+                f"{name}{path} has type {type(leaf).__name__} ({leaf!r:.60}), not an array; jopt "
+                "optimizers update real floating-point arrays only"
+            ) from None
+        raise TypeError(
+            f"{name}{path} has dtype {dtype}; jopt optimizers update real floating-point "
+            "leaves only (float16, bfloat16, float32, float64). Keep integer or complex "
+            "values out of the tree you optimize, or split them off with a label."
+        )
+
+
+def _is_float(leaf: Any) -> bool:
+    if isinstance(leaf, float):
+        return True
+    dtype = getattr(leaf, "dtype", None)
+    if dtype is None or isinstance(leaf, str | bytes):
+        return False
+    try:
+        return bool(jnp.issubdtype(dtype, jnp.floating))
+    except TypeError:
+        return False
