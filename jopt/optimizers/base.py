@@ -121,6 +121,8 @@ class Optimizer:
         lr = options.pop("lr", None)
         decay = options.pop("decay", 0.0)
         name = options.pop("name", None)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a string or None, got {name!r:.100}")
         config = {
             "learning_rate": resolve_learning_rate(learning_rate, lr),
             **rule,
@@ -137,6 +139,12 @@ class Optimizer:
             object.__setattr__(self, key, value)
         object.__setattr__(self, "_config", tuple(config.items()))
         object.__setattr__(self, "_initial", self._held_hyperparams())
+        unknown = sorted(set(dict(self.slot_dtypes or ())) - set(self.all_slot_names()))
+        if unknown:
+            raise ValueError(
+                f"slot_dtypes names {unknown}, which {type(self).__name__} does not keep; "
+                f"its slots are {list(self.all_slot_names())}"
+            )
 
     # Base options validated but not wired into update yet.
     _pending: ClassVar[frozenset[str]] = frozenset()
@@ -337,8 +345,10 @@ class Optimizer:
         names, all_names = self.slot_names(), self.all_slot_names()
         if all_names:
             check_same_tree(state.slots[all_names[0]], grads, "params", "grads")
+        check_float_leaves(grads, "grads")
         if params is not None:
             check_same_tree(params, grads, "params", "grads")
+            check_float_leaves(params, "params")
         elif want_params or self.decays_weights() or self.use_ema:
             raise ValueError(
                 f"{type(self).__name__} with weight_decay or use_ema needs params: "
