@@ -25,7 +25,8 @@ __all__ = ["TrainState"]
 PyTree = Any
 
 
-@dataclasses.dataclass(frozen=True)
+# eq=False: arrays have no single truth value; two states are equal only if identical.
+@dataclasses.dataclass(frozen=True, eq=False)
 class TrainState:
     """Params, optimizer state and optimizer in one immutable pytree (Keras-style steps).
 
