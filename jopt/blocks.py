@@ -23,7 +23,7 @@ from jopt.transforms.clipping import clip_by_global_norm as _clip_global
 from jopt.transforms.clipping import clip_by_norm as _clip_norm
 from jopt.transforms.clipping import clip_by_value as _clip_value
 from jopt.transforms.weight_decay import uses_weight_decay
-from jopt.validation import check_number
+from jopt.validation import check_number, check_strings
 
 __all__ = [
     "Block",
@@ -96,6 +96,11 @@ class Block:
     ) -> tuple[PyTree, OptimizerState]:
         """Transforms ``updates``; see each constructor for its rule."""
         del extra
+        if not isinstance(state, OptimizerState) or self.hyperparam not in state.hyperparams:
+            raise TypeError(
+                f"{self.kind}.update expects the OptimizerState made by its init (holding "
+                f"{self.hyperparam!r}), got {type(state).__name__}"
+            )
         value = state.hyperparams[self.hyperparam]
         leaves, treedef = jax.tree.flatten(updates)
         step = state.step + 1
@@ -202,7 +207,7 @@ def add_decayed_weights(
     return Block(
         "add_decayed_weights",
         check_number("weight_decay", weight_decay, low=0.0),
-        None if exclude is None else tuple(exclude),
+        None if exclude is None else check_strings("exclude", exclude, regex=True),
     )
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["check_bool", "check_epsilon", "check_number", "check_numbers"]
+__all__ = ["check_bool", "check_epsilon", "check_number", "check_numbers", "check_strings"]
 
 
 def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
@@ -115,3 +116,36 @@ def check_epsilon(epsilon: Any) -> float:
         (1e-07, 0.001)
     """
     return 1e-7 if epsilon is None else check_number("epsilon", epsilon, low=0.0)
+
+
+def check_strings(name: str, values: Any, regex: bool = False) -> tuple[str, ...]:
+    """Returns ``values`` (path names or regular expressions) as a tuple of strings.
+
+    Raises:
+        TypeError: ``values`` is a single string, a mapping or not iterable, or an entry
+            is not a string; the message names ``name`` (and the entry).
+        ValueError: with ``regex``, an entry is not a valid regular expression.
+
+    Example:
+        >>> check_strings("exclude", ["bias", 3])
+        Traceback (most recent call last):
+        ...
+        TypeError: exclude[1] must be a string, got 3
+    """
+    if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
+        raise TypeError(
+            f"{name} must be a list of strings (path names or regular expressions), got "
+            f"{values!r:.100} ({type(values).__name__})"
+        )
+    out = tuple(values)
+    for i, v in enumerate(out):
+        if not isinstance(v, str):
+            raise TypeError(f"{name}[{i}] must be a string, got {v!r:.100}")
+        if regex:
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(
+                    f"{name}[{i}] = {v!r} is not a valid regular expression: {e}"
+                ) from e
+    return out

@@ -18,7 +18,7 @@ from jopt.transforms.learning_rate import adam_step_size
 from jopt.transforms.moments import ema_step
 from jopt.transforms.orthogonalize import newton_schulz
 from jopt.transforms.weight_decay import uses_weight_decay
-from jopt.validation import check_bool, check_number
+from jopt.validation import check_bool, check_number, check_strings
 
 __all__ = ["Muon"]
 
@@ -36,8 +36,7 @@ def _check_patterns(name: str, value: Any) -> tuple[str, ...] | None:
     ``exclude_layers or []``."""
     if value is None:
         return None
-    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-        raise TypeError(f"{name} must be a list of regular expressions, got {value!r:.100}")
+    value = check_strings(name, value)
     for pattern in value:
         try:
             re.compile(pattern)

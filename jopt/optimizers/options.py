@@ -11,7 +11,7 @@ from typing import Any, TypedDict
 
 import jax.numpy as jnp
 
-from jopt.validation import check_bool, check_number
+from jopt.validation import check_bool, check_number, check_strings
 
 __all__ = ["OPTION_DEFAULTS", "OptimizerOptions", "validate_options"]
 
@@ -94,12 +94,8 @@ def validate_options(options: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"set at most one of clipnorm, clipvalue, global_clipnorm; got {clips}")
     exclude = o["exclude_from_weight_decay"]
     if exclude is not None and not callable(exclude):
-        if isinstance(exclude, str) or not all(isinstance(n, str) for n in exclude):
-            raise TypeError(
-                "exclude_from_weight_decay must be a sequence of path names or a "
-                f"predicate on the path string, got {exclude!r:.100}"
-            )
-        exclude = tuple(exclude)  # hashable
+        # A predicate on the path string is the other accepted form; a tuple is hashable.
+        exclude = check_strings("exclude_from_weight_decay", exclude, regex=True)
     slot_dtypes = o["slot_dtypes"]
     if slot_dtypes is not None:
         if not isinstance(slot_dtypes, Mapping):
