@@ -18,6 +18,7 @@ import numpy as np
 
 from jopt.base import GradientTransformation, OptimizerState
 from jopt.groups import Partition, PartitionState
+from jopt.optimizers.loss_scale import LossScaleState, SkipNonFiniteState
 
 __all__ = ["StateSummary", "lr_of", "step_of", "summary"]
 
@@ -194,7 +195,7 @@ def _walk(opt: Any, state: PyTree, path: str, out: list[tuple[str, Rows]]) -> No
     """Appends a section for ``state`` (and for each state inside it)."""
     heading = path + (f": {_name(opt, state)}" if opt is not None and path else "")
     if isinstance(state, OptimizerState):
-        rows = [("step", format_value(state.step))]
+        rows: list[tuple[str, str]] = [("step", format_value(state.step))]
         if opt is not None and hasattr(opt, "lr"):
             rows.append(("lr (next update)", _try(lambda: opt.lr(state))))
         hyper = ", ".join(f"{k}={format_value(v)}" for k, v in state.hyperparams.items())
@@ -207,10 +208,10 @@ def _walk(opt: Any, state: PyTree, path: str, out: list[tuple[str, Rows]]) -> No
         transforms = opt.transforms if isinstance(opt, Partition) else {}
         for label, group in state.groups.items():
             _walk(transforms.get(label), group, f"{path}.groups[{label!r}]", out)
-    elif isinstance(state, tuple) and hasattr(state, "_fields") and "inner" in state._fields:
+    elif isinstance(state, SkipNonFiniteState | LossScaleState):
         # A wrapper's state (SkipNonFinite, LossScaleOptimizer): its counters, then inner.
-        rows = tuple((f, format_value(getattr(state, f))) for f in state._fields if f != "inner")
-        out.append((heading, rows))
+        fields = [f for f in state._fields if f != "inner"]
+        out.append((heading, tuple((f, format_value(getattr(state, f))) for f in fields)))
         _walk(getattr(opt, "inner", None), state.inner, f"{path}.inner", out)
     elif isinstance(state, dict) and state:  # a jopt.chain's state, by name
         for key, sub in state.items():
