@@ -101,6 +101,7 @@ def plot(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     optimizers = list(dict.fromkeys(r["optimizer"] for r in results))
     fig, axes = plt.subplots(1, len(optimizers), figsize=(4.5 * len(optimizers), 4), squeeze=False)
@@ -119,11 +120,18 @@ def plot(
                 ax.plot(*zip(*pts, strict=True), marker="o", label=lib)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        leaves = sorted({trees[r["tree"]].leaves for r in rows})
+        ax.set_xticks(leaves, [str(n) for n in leaves])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+            axis(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.set_title(f"{name}: donated step (torch: in place)")
-        ax.set_xlabel("leaves (equal 1-D float32; 64: 8M, 500: 4M, else 2M params)")
+        ax.set_xlabel("leaves (equal 1-D float32 leaves)")
         ax.set_ylabel("median step time (ms)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
+    sizes = ", ".join(f"{t.leaves}: {t.params / 1e6:.3g}M" for t in trees.values() if t.flat)
+    fig.suptitle(f"params per tree: {sizes}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
