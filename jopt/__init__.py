@@ -10,7 +10,7 @@ The public API is defined here, in one place; ``tests/test_api.py`` checks that 
 name is exported and documented.
 """
 
-from jopt import legacy, optimizers, schedules
+from jopt import layout, legacy, optimizers, schedules
 from jopt.apply import apply_gradients
 from jopt.base import (
     GradientTransformation,
@@ -32,6 +32,7 @@ from jopt.blocks import (
 from jopt.checkpoint import RestoreReport, restore_state
 from jopt.groups import Partition, PartitionState, freeze, partition, set_group_hyperparams
 from jopt.hyperparams import hyperparams, set_hyperparams
+from jopt.layout import Bucketed, BucketedState, bucketed
 from jopt.optimizers import (
     SGD,
     Adadelta,
@@ -68,6 +69,8 @@ __all__ = [
     "AdamW",
     "Adamax",
     "Block",
+    "Bucketed",
+    "BucketedState",
     "Ftrl",
     "GradientTransformation",
     "Lamb",
@@ -91,6 +94,7 @@ __all__ = [
     "add_decayed_weights",
     "apply_gradients",
     "apply_updates",
+    "bucketed",
     "chain",
     "clip_by_global_norm",
     "clip_by_norm",
@@ -98,6 +102,7 @@ __all__ = [
     "ema",
     "freeze",
     "hyperparams",
+    "layout",
     "legacy",
     "optimizers",
     "partition",

@@ -8,6 +8,7 @@ import jax
 
 from jopt.base import Transformation, apply_updates
 from jopt.groups import Partition
+from jopt.layout.bucketed import Bucketed, BucketedState
 from jopt.optimizers.base import Optimizer
 from jopt.optimizers.loss_scale import _Wrapper
 from jopt.pytrees import check_same_tree
@@ -21,7 +22,7 @@ def _step(
     tx: Transformation, grads: PyTree, params: PyTree, state: PyTree
 ) -> tuple[PyTree, PyTree]:
     # Keras's arithmetic for the new params (each group's own in a partition).
-    if isinstance(tx, Optimizer | _Wrapper | Partition):
+    if isinstance(tx, Optimizer | _Wrapper | Partition | Bucketed):
         return tx.apply(grads, state, params)
     updates, state = tx.update(grads, state, params)
     return apply_updates(params, updates), state
@@ -35,6 +36,21 @@ def _step(
 # buffer and add a full copy to keep the old slot readable (2-5x slower steps).
 _compiled = jax.jit(_step, static_argnums=0)
 _compiled_donating = jax.jit(_step, static_argnums=0, donate_argnums=(2, 3))
+
+
+def _step_keeping_offsets(
+    tx: Bucketed, grads: PyTree, params: PyTree, inner: PyTree, offsets: PyTree
+) -> tuple[PyTree, PyTree]:
+    new_params, state = tx.apply(grads, BucketedState(inner, offsets), params)
+    return new_params, state.inner
+
+
+# A bucketed state's offsets never change: passed in but not returned, they cost no
+# output buffer (jit copies every returned input, one small kernel per leaf).
+_compiled_bucketed = jax.jit(_step_keeping_offsets, static_argnums=0)
+_compiled_donating_bucketed = jax.jit(
+    _step_keeping_offsets, static_argnums=0, donate_argnums=(2, 3)
+)
 
 
 def _is_traced(tree: PyTree) -> bool:
@@ -96,6 +112,10 @@ def apply_gradients(
     check_same_tree(params, grads, "params", "grads")
     if _is_traced((grads, state, params)):
         new_params, state = _step(tx, grads, params, state)
+    elif isinstance(state, BucketedState) and state.offsets is not None:
+        step = _compiled_donating_bucketed if donate else _compiled_bucketed
+        new_params, inner = step(tx, grads, params, state.inner, state.offsets)
+        state = BucketedState(inner, state.offsets)
     else:
         step = _compiled_donating if donate else _compiled
         new_params, state = step(tx, grads, params, state)

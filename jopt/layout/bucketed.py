@@ -1,0 +1,275 @@
+"""``jopt.bucketed(opt)``: an elementwise optimizer run on a few flat buckets instead of
+one leaf at a time, with the same numbers, for models with many small leaves."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jopt.base import OptimizerState
+from jopt.layout.packing import Layout
+from jopt.optimizers.base import Optimizer
+from jopt.pytrees import check_same_tree
+
+__all__ = ["Bucketed", "BucketedState", "bucketed"]
+
+PyTree = Any
+
+
+class BucketedState(NamedTuple):
+    """The state of :func:`jopt.bucketed`.
+
+    Attributes:
+        inner: the optimizer's own :class:`~jopt.OptimizerState` (step, live
+            hyperparameters, scalars), whose slots hold one flat buffer per bucket
+            (``state.inner.slots["velocity"]["float32"]``). Read them per param with
+            :meth:`Bucketed.slots`.
+        offsets: each param leaf's int32 start in its bucket, in the params' structure
+            (carried at run time so equal-sized leaves share compiled kernels); ``None``
+            when the params were sharded over devices and the state is per leaf.
+
+    Example:
+        >>> import jax.numpy as jnp, jopt
+        >>> state = jopt.bucketed(jopt.Adam()).init({"b": jnp.ones(2), "w": jnp.ones(3)})
+        >>> state.inner.slots["momentum"]["float32"].shape, int(state.offsets["w"])
+        ((5,), 2)
+    """
+
+    inner: OptimizerState
+    offsets: PyTree | None
+
+
+def _sharded(params: PyTree) -> bool:
+    """True when a leaf is a concrete array spread over more than one device."""
+    return any(
+        isinstance(x, jax.Array)
+        and not isinstance(x, jax.core.Tracer)
+        and len(x.sharding.device_set) > 1
+        for x in jax.tree.leaves(params)
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Bucketed:
+    """An elementwise optimizer applied to flat buckets of leaves: fewer, longer kernels.
+
+    Same rule, same numbers: the leaves of each dtype (and weight-decay group) are
+    concatenated into one buffer, the optimizer's per-leaf rule runs once per buffer,
+    and each param gets its slice back. The slots are stored packed, so a step reads
+    and writes a few long buffers instead of one buffer per leaf and slot. On a model
+    with a thousand small leaves that is several times faster per step, and much faster
+    to compile, than the per-leaf layout (see ``benchmarks/``); on a few large leaves
+    it is level.
+
+    The params stay an ordinary pytree (the model's own); only the state is packed.
+    Eager steps are bit-identical to the optimizer's own; compiled ones can differ by
+    one float32 rounding where XLA fuses the arithmetic differently, as with any two
+    programs. ``global_clipnorm`` sums the squares in the buckets' order, a rounding
+    apart from the per-leaf sum.
+
+    Params sharded over several devices fall back to the optimizer's per-leaf state
+    (``state.offsets is None``), which keeps every sharding.
+
+    Args:
+        inner: an optimizer whose rule is elementwise (:attr:`Optimizer.elementwise`):
+            not Lamb, Adafactor or Muon, and without ``clipnorm`` (a per-leaf norm).
+
+    Raises:
+        ValueError: a rule or option that reads a leaf's shape or norm.
+
+    Example:
+        >>> import jax.numpy as jnp, jopt
+        >>> opt = jopt.bucketed(jopt.Adam(learning_rate=0.1))
+        >>> params = {"b": jnp.zeros(2), "w": jnp.ones((2, 2))}
+        >>> state = opt.init(params)
+        >>> grads = {"b": jnp.ones(2), "w": jnp.ones((2, 2))}
+        >>> params, state = opt.apply_gradients(grads, state, params)
+        >>> params["b"], int(state.inner.step)
+        (Array([-0.09999901, -0.09999901], dtype=float32), 1)
+        >>> opt.slots(state, params)["momentum"]["w"]
+        Array([[0.1, 0.1],
+               [0.1, 0.1]], dtype=float32)
+    """
+
+    inner: Optimizer
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.inner, Optimizer):
+            raise TypeError(f"bucketed expects a jopt optimizer, got {type(self.inner).__name__}")
+        if not self.inner.elementwise:
+            raise ValueError(
+                f"bucketed needs an elementwise rule; {type(self.inner).__name__}'s reads "
+                "each leaf's shape or norm, so it runs per leaf: use it directly"
+            )
+        if self.inner.clipnorm:
+            raise ValueError(
+                "bucketed cannot apply clipnorm (a norm per leaf); use global_clipnorm, "
+                "or the optimizer directly"
+            )
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    # ---- layout ---------------------------------------------------------------------
+
+    def layout(self, params: PyTree) -> Layout:
+        """The buckets for ``params``: one per dtype and weight-decay group."""
+        flat, treedef = jax.tree_util.tree_flatten(params)
+        return self._layout(treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in flat))
+
+    # Built once per structure: a frozen config and a few KB per layout.
+    @functools.lru_cache(maxsize=64)  # noqa: B019
+    def _layout(self, treedef: Any, leaves: tuple[tuple[Any, Any], ...]) -> Layout:
+        tree = treedef.unflatten([jax.ShapeDtypeStruct(s, d) for s, d in leaves])
+        opt = self.inner
+
+        def group(path: str, leaf: Any) -> str | None:
+            decayed = opt.weight_decay_name(path, len(leaf.shape))
+            return None if decayed or not opt.decays_weights() else "no_decay"
+
+        return Layout.of(tree, group)
+
+    def _decay_names(self, layout: Layout) -> list[str | None]:
+        on = "weight_decay" if self.inner.decays_weights() else None
+        return [None if name.endswith("/no_decay") else on for name in layout.bucket_names]
+
+    # ---- the protocol -----------------------------------------------------------------
+
+    def init(self, params: PyTree) -> BucketedState:
+        """The optimizer's state over the packed params, and each leaf's offset."""
+        if _sharded(params):
+            return BucketedState(self.inner.init(params), None)
+        layout = self.layout(params)
+        offsets = jax.tree.map(jnp.asarray, layout.offsets())
+        # Scalars follow the params as given (Nadam keeps its in the first leaf's dtype).
+        inner = self.inner.init(layout.pack(params))._replace(
+            scalars=self.inner.init_scalars(params)
+        )
+        return BucketedState(inner, offsets)
+
+    def update(
+        self, grads: PyTree, state: BucketedState, params: PyTree | None = None, **extra: Any
+    ) -> tuple[PyTree, BucketedState]:
+        """Returns ``(updates, new_state)``, updates shaped like ``grads``."""
+        del extra
+        if self._per_leaf(state):
+            updates, inner = self.inner.update(grads, state.inner, params)
+            return updates, BucketedState(inner, None)
+        layout = self._check(grads, state, params)
+        flat_params = None if params is None else layout.pack(params)
+        updates, _, inner = self.inner._run(
+            layout.pack(grads), state.inner, flat_params, False, self._decay_names(layout)
+        )
+        return layout.unpack(updates, state.offsets), BucketedState(inner, state.offsets)
+
+    def apply(
+        self, grads: PyTree, state: BucketedState, params: PyTree
+    ) -> tuple[PyTree, BucketedState]:
+        """Returns ``(new_params, new_state)`` with the optimizer's own arithmetic."""
+        if self._per_leaf(state):
+            new_params, inner = self.inner.apply(grads, state.inner, params)
+            return new_params, BucketedState(inner, None)
+        layout = self._check(grads, state, params)
+        opt = self.inner
+        flat_grads = layout.pack(grads)
+        decay_names = self._decay_names(layout)
+        if self._assigns(params):
+            # The rule's own new values (decayed, assigned, averaged or widened params).
+            _, new_flat, inner = opt._run(
+                flat_grads, state.inner, layout.pack(params), True, decay_names
+            )
+            new_params = layout.unpack(new_flat, state.offsets)
+        else:
+            # new = param + update, as the per-leaf rule computes it: no packed params.
+            needs_params = opt.use_ema
+            updates, _, inner = opt._run(
+                flat_grads,
+                state.inner,
+                layout.pack(params) if needs_params else None,
+                False,
+                decay_names,
+            )
+            new_params = jax.tree.map(jnp.add, params, layout.unpack(updates, state.offsets))
+        return new_params, BucketedState(inner, state.offsets)
+
+    def _assigns(self, params: PyTree) -> bool:
+        """Whether the rule's new params are not ``param + update`` bit for bit."""
+        opt = self.inner
+        widened = any(
+            opt.compute_dtype(jnp.result_type(x)) != jnp.result_type(x)
+            for x in jax.tree.leaves(params)
+        )
+        return bool(
+            opt.decays_weights()
+            or opt.assigns_params
+            or (opt.use_ema and opt.ema_overwrite_frequency)
+            or opt.master_weights
+            or widened
+        )
+
+    def _per_leaf(self, state: Any) -> bool:
+        """Whether ``state`` (checked to be this wrapper's) fell back to the per-leaf layout."""
+        if not isinstance(state, BucketedState):
+            raise TypeError(
+                f"bucketed({type(self.inner).__name__}) expects the BucketedState made by "
+                f"its init, got {type(state).__name__}"
+            )
+        return state.offsets is None
+
+    def _check(self, grads: PyTree, state: BucketedState, params: PyTree | None) -> Layout:
+        like = jax.tree.map(lambda _: 0.0, state.offsets)
+        check_same_tree(like, jax.tree.map(lambda _: 0.0, grads), "params", "grads")
+        if params is not None:
+            check_same_tree(params, grads, "params", "grads")
+        return self.layout(grads if params is None else params)
+
+    # ---- reading the state ------------------------------------------------------------
+
+    def slots(self, state: BucketedState, params: PyTree) -> dict[str, PyTree]:
+        """Each slot by name, unpacked into the params' structure (``params`` gives it).
+
+        Example: see :class:`Bucketed`.
+        """
+        if state.offsets is None:
+            return dict(state.inner.slots)
+        layout = self.layout(params)
+        return {name: layout.unpack(flat) for name, flat in state.inner.slots.items()}
+
+    def lr(self, step_or_state: Any = None) -> jax.Array:
+        """The learning rate (see :meth:`jopt.Optimizer.lr`); takes this wrapper's state."""
+        if isinstance(step_or_state, BucketedState):
+            step_or_state = step_or_state.inner
+        return self.inner.lr(step_or_state)
+
+    def apply_gradients(
+        self,
+        grads: Any,
+        state: BucketedState,
+        params: PyTree | None = None,
+        *,
+        donate: bool = False,
+    ) -> tuple[Any, BucketedState]:
+        """One compiled update; see :func:`jopt.apply_gradients`."""
+        from jopt.apply import apply_gradients
+
+        return apply_gradients(self, grads, state, params, donate=donate)
+
+
+def bucketed(opt: Optimizer) -> Bucketed:
+    """``opt`` run on flat buckets of leaves, with the same numbers: see :class:`Bucketed`.
+
+    Example:
+        >>> import jax.numpy as jnp, jopt
+        >>> opt = jopt.bucketed(jopt.SGD(0.1, momentum=0.9))
+        >>> params = [jnp.ones(3) for _ in range(4)]
+        >>> state = opt.init(params)
+        >>> params, state = opt.apply_gradients([jnp.ones(3)] * 4, state, params)
+        >>> params[3]
+        Array([0.9, 0.9, 0.9], dtype=float32)
+    """
+    return Bucketed(opt)

@@ -1,0 +1,79 @@
+"""Packed params: a model's params kept as a few flat buffers, for the fastest steps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+from jopt.layout.packing import Layout
+
+__all__ = ["Packed", "pack"]
+
+PyTree = Any
+
+
+@jax.tree_util.register_pytree_with_keys_class
+class Packed:
+    """A pytree held as flat buckets (one 1-D buffer per dtype and group).
+
+    Its leaves are the buckets, so an optimizer given a ``Packed`` updates a few long
+    buffers, the fastest layout there is for elementwise rules; ``unpack()`` returns
+    the original structure (slices of the buckets) for the model to read. Gradients
+    taken with respect to a ``Packed`` are a ``Packed`` too, and so is each of an
+    optimizer's slots: ``state.slots["momentum"].unpack()`` shows them per param.
+
+    Elementwise rules give the same numbers as on the unpacked tree. Rules that read a
+    leaf's shape or norm (Lamb, Adafactor, Muon, ``clipnorm``) would see a whole bucket
+    as one leaf: use :func:`jopt.bucketed` or the plain tree for those. Weight decay
+    exclusions match the buckets' paths (``.buckets['float32/no_decay']``): name
+    groups with ``pack``'s ``group`` argument.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jopt
+        >>> params = jopt.layout.pack({"b": jnp.zeros(2), "w": jnp.ones((2, 2))})
+        >>> loss = lambda packed: jnp.sum(packed.unpack()["w"] ** 2)
+        >>> grads = jax.grad(loss)(params)
+        >>> opt = jopt.SGD(0.25)
+        >>> params, state = opt.apply_gradients(grads, opt.init(params), params)
+        >>> params.unpack()["w"]
+        Array([[0.5, 0.5],
+               [0.5, 0.5]], dtype=float32)
+    """
+
+    def __init__(self, buckets: dict[str, jax.Array], layout: Layout) -> None:
+        self.buckets = buckets
+        self.layout = layout
+
+    def unpack(self) -> PyTree:
+        """The params in their original structure, each leaf a slice of its bucket."""
+        return self.layout.unpack(self.buckets)
+
+    def tree_flatten_with_keys(self) -> tuple[Any, Layout]:
+        key = jax.tree_util.GetAttrKey("buckets")
+        return ((key, self.buckets),), self.layout
+
+    @classmethod
+    def tree_unflatten(cls, layout: Layout, children: Any) -> Packed:
+        return cls(children[0], layout)
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{name}: {size}" for name, _, size in self.layout.buckets)
+        return f"Packed({len(self.layout.places)} leaves in {{{sizes}}})"
+
+
+def pack(tree: PyTree, group: Callable[[str, Any], str | None] | None = None) -> Packed:
+    """``tree``'s leaves packed into flat buckets, one per dtype (and ``group`` label).
+
+    ``group(path, leaf)`` may return a label to keep leaves apart, e.g.
+    ``lambda path, leaf: "no_decay" if leaf.ndim < 2 else None`` with
+    ``AdamW(exclude_from_weight_decay=["no_decay"])``.
+
+    Example:
+        >>> import jax.numpy as jnp, jopt
+        >>> jopt.layout.pack({"b": jnp.zeros(2), "w": jnp.ones((2, 3))})
+        Packed(2 leaves in {float32: 8})
+    """
+    layout = Layout.of(tree, group)
+    return Packed(layout.pack(tree), layout)
