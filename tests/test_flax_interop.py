@@ -212,3 +212,27 @@ def test_the_functional_loop_trains_as_optax_sgd_with_nesterov_momentum_does() -
         updates, state = tx.update(grad(params, x, y), state)
         params = optax.apply_updates(params, updates)
     chex.assert_trees_all_close(functional_loop("sgd_nesterov")[-1], params, rtol=2e-5, atol=1e-6)
+
+
+def test_nnx_changes_a_live_hyperparameter_in_place_without_recompiling() -> None:
+    """nnx's idiom (assign the state's variable) sets jopt's live rate: SGD's step is -lr * g."""
+    x, y = _data()
+    model = NnxMLP(nnx.Rngs(0))
+    optimizer = nnx.Optimizer(model, jopt.SGD(0.1), wrt=nnx.Param)
+    traces = []
+
+    @nnx.jit
+    def step(model: NnxMLP, optimizer: nnx.Optimizer) -> None:
+        traces.append(1)
+        grads = nnx.grad(lambda m: jnp.mean((m(x) - y) ** 2))(model)
+        optimizer.update(model, grads)
+
+    for lr in (0.1, 0.5):
+        optimizer.opt_state.hyperparams["learning_rate"][...] = lr
+        before = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+        grads = jax.grad(loss_fn)(before, x, y)
+        step(model, optimizer)
+        expected = jax.tree.map(lambda p, g, lr=lr: p - np.float32(lr) * g, before, grads)
+        got = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+        chex.assert_trees_all_close(got, expected, rtol=1e-6, atol=1e-7)
+    assert len(traces) == 1
