@@ -243,6 +243,9 @@ def summary(state: PyTree, opt: Any = None, *, params: PyTree = None) -> StateSu
     :class:`jopt.OptimizerState` and :class:`jopt.TrainState` display this way in
     IPython by themselves (``repr`` stays the plain one for an OptimizerState).
 
+    Raises:
+        TypeError: ``state`` is an optimizer, not a state.
+
     Args:
         state: an optimizer's state (or a :class:`jopt.TrainState`).
         opt: the optimizer that made it, to show the current learning rate.
@@ -264,6 +267,11 @@ decay_rate=0.5))
     """
     if hasattr(state, "opt_state") and hasattr(state, "opt"):  # a TrainState
         opt, params, state = state.opt, state.params, state.opt_state
+    if hasattr(state, "init") and hasattr(state, "update"):
+        raise TypeError(
+            f"summary(state, opt) takes an optimizer's state first, got the optimizer "
+            f"{state!r:.100}: call jopt.summary(opt.init(params), opt)"
+        )
     sections: list[tuple[str, Rows]] = []
     _walk(opt, state, "", sections)
     leaves = [x for x in jax.tree.leaves(state) if hasattr(x, "dtype")]

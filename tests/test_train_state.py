@@ -207,5 +207,7 @@ def test_summary_of_traced_abstract_and_wrapped_states() -> None:
     jax.jit(lambda s: seen.append(str(s.summary())) or s)(state)
     assert "step              traced int32[]" in seen[0] and "skipped" in seen[0]
     assert "scalar u_product" in seen[0]
+    with pytest.raises(TypeError, match=r"takes an optimizer's state first, got the optimizer"):
+        jopt.summary(jopt.Adam())
     abstract = jax.eval_shape(jopt.Adam().init, params)
     assert re.search(r"slot velocity\s+1 array of 3 float32 \(12 B\)", str(jopt.summary(abstract)))
