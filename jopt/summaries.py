@@ -243,13 +243,13 @@ def summary(state: PyTree, opt: Any = None, *, params: PyTree = None) -> StateSu
     :class:`jopt.OptimizerState` and :class:`jopt.TrainState` display this way in
     IPython by themselves (``repr`` stays the plain one for an OptimizerState).
 
-    Raises:
-        TypeError: ``state`` is an optimizer, not a state.
-
     Args:
         state: an optimizer's state (or a :class:`jopt.TrainState`).
         opt: the optimizer that made it, to show the current learning rate.
         params: the params, to show their size.
+
+    Raises:
+        TypeError: ``state`` is an optimizer, not a state.
 
     Example:
         >>> import jax.numpy as jnp, jopt
