@@ -6,6 +6,11 @@ Every optimizer is a frozen, hashable object with optax's ``init`` / ``update``:
     state = opt.init(params)
     params, state = opt.apply_gradients(grads, state, params)   # one compiled step
 
+or, Keras-style, with params, state and optimizer in one pytree::
+
+    state = jopt.TrainState.create(params, jopt.Adam(learning_rate=1e-3))
+    state = state.apply_gradients(grads)          # state.step, state.lr, state.params
+
 The public API is defined here, in one place; ``tests/test_api.py`` checks that each
 name is exported and documented.
 """
