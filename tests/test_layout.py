@@ -7,6 +7,9 @@ which the parity suites check against Keras.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import chex
@@ -244,3 +247,38 @@ def test_packed_params_train_as_the_tree_does(opts: Any) -> None:
     chex.assert_trees_all_equal(
         state_p.slots[opt.slot_names()[0]].unpack(), state_t.slots[opt.slot_names()[0]]
     )
+
+
+_SHARDED_SCRIPT = """
+import jax, jax.numpy as jnp, numpy as np, jopt
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+mesh = Mesh(np.array(jax.devices()), ("model",))
+split = NamedSharding(mesh, P("model"))
+params = {"w": jax.device_put(jnp.arange(8.0), split), "b": jax.device_put(jnp.ones(4), split)}
+grads = jax.tree.map(lambda x: x * 0.5, params)
+opt = jopt.bucketed(jopt.Adam(0.1))
+state = opt.init(params)
+assert state.offsets is None, "sharded params must fall back to the per-leaf state"
+assert state.inner.slots["momentum"]["w"].sharding == split
+new, state = opt.apply_gradients(grads, state, params)
+assert new["w"].sharding == split and state.inner.slots["velocity"]["b"].sharding == split
+expected, _ = jopt.Adam(0.1).apply(grads, jopt.Adam(0.1).init(params), params)
+np.testing.assert_array_equal(np.asarray(new["w"]), np.asarray(expected["w"]))
+print("ok")
+"""
+
+
+def test_sharded_params_fall_back_to_the_per_leaf_state_and_keep_shardings() -> None:
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "JAX_PLATFORMS": "cpu",
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", _SHARDED_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]
