@@ -211,3 +211,24 @@ def test_summary_of_traced_abstract_and_wrapped_states() -> None:
         jopt.summary(jopt.Adam())
     abstract = jax.eval_shape(jopt.Adam().init, params)
     assert re.search(r"slot velocity\s+1 array of 3 float32 \(12 B\)", str(jopt.summary(abstract)))
+
+
+def test_an_orbax_checkpoint_resumes_a_train_state_bit_for_bit(tmp_path: object) -> None:
+    """Saved mid-run and restored onto its abstract shape, a TrainState continues exactly
+    as the run that was never interrupted."""
+    import orbax.checkpoint as ocp
+
+    opt = jopt.Adam(jopt.schedules.ExponentialDecay(0.1, 2, 0.5), amsgrad=True)
+    state = jopt.TrainState.create({"w": jnp.arange(3.0), "b": jnp.ones(2)}, opt)
+    grads = {"w": jnp.array([1.0, -2.0, 0.5]), "b": jnp.array([0.1, 3.0])}
+    state = state.apply_gradients(grads)
+    path = f"{tmp_path}/state"
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(path, state)
+    with ocp.StandardCheckpointer() as checkpointer:
+        restored = checkpointer.restore(path, jax.eval_shape(lambda: state))
+    assert isinstance(restored, jopt.TrainState) and restored.opt == opt
+    for _ in range(3):
+        state, restored = state.apply_gradients(grads), restored.apply_gradients(grads)
+    chex.assert_trees_all_equal(restored, state)
+    assert int(restored.step) == 4 and float(restored.lr) == float(opt.lr(4))
