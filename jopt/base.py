@@ -35,8 +35,9 @@ class Transformation(Protocol):
 
     def init(self, params: PyTree) -> PyTree: ...
 
+    # Positional-only: implementations name the first argument grads or updates.
     def update(
-        self, updates: PyTree, state: PyTree, params: PyTree | None = None
+        self, updates: PyTree, state: PyTree, params: PyTree | None = None, /
     ) -> tuple[PyTree, PyTree]: ...
 
 

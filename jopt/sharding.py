@@ -27,7 +27,7 @@ Example, data parallel with ZeRO-1 on a 1-device mesh (the same code runs on any
     >>> opt = jopt.Adam(1e-3)
     >>> state = init_sharded(opt, params, zero_axis="data")
     >>> state.slots["velocity"]["w"].sharding.spec
-    P('data', None)
+    P('data',)
 """
 
 from __future__ import annotations
@@ -36,10 +36,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec, Sharding, SingleDeviceSharding
+from jax.sharding import (
+    AxisType,
+    Mesh,
+    NamedSharding,
+    PartitionSpec,
+    Sharding,
+    SingleDeviceSharding,
+)
 
-__all__ = ["abstract_state", "init_sharded", "replicate_like", "state_shardings"]
+__all__ = ["abstract_state", "init_sharded", "replicate_like", "state_shardings", "zeros_on_axes"]
 
 PyTree = Any
 AxisName = str | Sequence[str]
@@ -92,6 +100,39 @@ def replicate_like(tree: PyTree, params: PyTree) -> PyTree:
     return jax.device_put(tree, sharding)
 
 
+def zeros_on_axes(p: Any, axes: Sequence[int], dtype: Any) -> jax.Array:
+    """Zeros shaped like the ``axes`` of ``p`` (the others reduced away), each kept axis
+    split over the devices as ``p``'s is (replicated over the mesh axes of the others).
+
+    For a slot smaller than its param, as Adafactor's factored moments: a reduction
+    over one axis of a sharded array comes out in this layout, so the state keeps it from
+    step to step. Plain zeros when ``p`` is not placed (NumPy, a tracer without explicit
+    sharding).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from jax.sharding import NamedSharding, PartitionSpec as P
+        >>> mesh = jax.make_mesh((1, 1), ("data", "model"))
+        >>> p = jax.device_put(jnp.ones((4, 6)), NamedSharding(mesh, P("data", "model")))
+        >>> r = zeros_on_axes(p, (0,), jnp.float32)
+        >>> r.shape, r.sharding.spec
+        ((4,), P('data',))
+    """
+    shape = tuple(jnp.shape(p)[a] for a in axes)
+    sharding = _placed_sharding(p)
+    if isinstance(p, jax.core.Tracer):
+        typed = jax.typeof(p).sharding  # carries a layout only on explicit mesh axes
+        if any(t == AxisType.Explicit for t in typed.mesh.axis_types):
+            sharding = typed
+    if isinstance(sharding, NamedSharding):
+        spec = tuple(sharding.spec) + (None,) * (jnp.ndim(p) - len(sharding.spec))
+        kept = NamedSharding(sharding.mesh, PartitionSpec(*(spec[a] for a in axes)))
+        return jnp.zeros(shape, dtype, device=kept)
+    if isinstance(sharding, SingleDeviceSharding):
+        return jnp.zeros(shape, dtype, device=sharding)
+    return jnp.zeros(shape, dtype)
+
+
 def _mesh_of(params: PyTree, mesh: Mesh | None) -> Mesh:
     meshes = {
         s.mesh
@@ -118,19 +159,27 @@ def _spec_of(leaf: Any) -> PartitionSpec:
     return PartitionSpec()
 
 
+def _axis_names(entry: Any) -> tuple[str, ...]:
+    return () if entry is None else (entry,) if isinstance(entry, str) else tuple(entry)
+
+
 def _zero_spec(
     spec: PartitionSpec, shape: tuple[int, ...], axes: tuple[str, ...], mesh: Mesh
 ) -> PartitionSpec:
-    """``spec`` with the first free dimension divisible by the ZeRO axes' size partitioned
-    over them; ``spec`` itself when an axis is already used or no dimension divides."""
+    """``spec`` with one dimension also split over the ZeRO axes: the first free one whose
+    size they divide, else the first already split one that still divides; ``spec``
+    itself when an axis is used already or nothing divides."""
     entries = list(spec) + [None] * (len(shape) - len(spec))
-    used = {a for e in entries if e is not None for a in ((e,) if isinstance(e, str) else e)}
-    if used & set(axes):
+    if any(set(_axis_names(e)) & set(axes) for e in entries):
         return spec
     size = int(np.prod([mesh.shape[a] for a in axes]))
-    for dim, (entry, n) in enumerate(zip(entries, shape, strict=True)):
-        if entry is None and n % size == 0:
-            entries[dim] = axes[0] if len(axes) == 1 else axes
+    for free in (True, False):  # a free dimension keeps the param's own split as it is
+        for dim, (entry, n) in enumerate(zip(entries, shape, strict=True)):
+            held = _axis_names(entry)
+            if bool(held) == free or n % (size * int(np.prod([mesh.shape[a] for a in held]))):
+                continue
+            names = held + axes
+            entries[dim] = names[0] if len(names) == 1 else names
             return PartitionSpec(*entries)
     return spec  # nothing divides: replicated over the ZeRO axes
 
@@ -144,19 +193,23 @@ def state_shardings(
 ) -> PyTree:
     """The ``NamedSharding`` of every leaf of ``tx.init(params)``, without computing it.
 
-    Rule: a leaf inside a params-shaped subtree of the state (each slot, an EMA, master
-    weights; a group's slots in a :func:`jopt.partition`) with its param's shape takes
-    its param's sharding; every other leaf (the step count, hyperparameters, scalars,
-    Adafactor's factored moments) is replicated. ``init`` on placed params gives the
-    same layout.
+    Rule: the layout ``init`` gives placed params, found by tracing ``init`` on the
+    params' shapes with their shardings as types (JAX's explicit sharding). Each slot
+    (moments, EMA, master weights, a group's slots in a :func:`jopt.partition`) has its
+    param's sharding, Adafactor's factored moments their param's along the axes they
+    keep, and the step count, hyperparameters and other scalars are replicated. (A
+    transformation that cannot be traced so gets the plain rule: a leaf in a
+    params-shaped subtree with its param's shape takes its sharding, the rest is
+    replicated.)
 
     ZeRO stage 1, ``zero_axis="data"`` (a mesh axis name, or a tuple of names): every
     state leaf of rank >= 1 is further partitioned over that axis along its first
-    dimension that is not sharded already and is divisible by the axis' size; a leaf
-    with no such dimension (or already sharded over that axis) keeps the layout above.
-    Params replicated over ``"data"`` then keep their state split ``n`` ways: each
-    device stores ``1/n`` of it, updates its part, and ``jit`` gathers the new params.
-    The numbers are those of the unsharded step (elementwise rules work on any split).
+    unsharded dimension divisible by the axis' size or, failing one, its first sharded
+    dimension that still divides (``P("model")`` becomes ``P(("model", "data"))``); a
+    leaf with no such dimension (or already sharded over that axis) keeps the layout
+    above, replicated over the axis. Params replicated over ``"data"`` then keep their
+    state split ``n`` ways: each device stores ``1/n`` of it, updates its part, and
+    ``jit`` gathers the new params. The numbers are those of the unsharded step.
 
     Args:
         tx: an optimizer or any transformation with ``init``.
@@ -179,7 +232,7 @@ def state_shardings(
         ...                                     sharding=NamedSharding(mesh, P()))}
         >>> sh = state_shardings(jopt.SGD(momentum=0.9), params, zero_axis="data")
         >>> sh.slots["momentum"]["w"].spec, sh.step.spec
-        (P('data', None), P())
+        (P('data',), P())
     """
     mesh = _mesh_of(params, mesh)
     axes: tuple[str, ...] = ()
@@ -190,14 +243,41 @@ def state_shardings(
             raise ValueError(
                 f"zero_axis {missing[0]!r} is not an axis of the mesh (axes: {tuple(mesh.shape)})"
             )
-    shapes = jax.eval_shape(tx.init, params)
-    treedef = jax.tree.structure(params)
-    param_leaves = treedef.flatten_up_to(params)
+    explicit = Mesh(
+        mesh.devices, mesh.axis_names, axis_types=(AxisType.Explicit,) * len(mesh.axis_names)
+    )
+    typed = jax.tree.map(
+        lambda p: jax.ShapeDtypeStruct(
+            jnp.shape(p), jnp.result_type(p), sharding=NamedSharding(explicit, _spec_of(p))
+        ),
+        params,
+    )
+    try:
+        shapes = jax.eval_shape(tx.init, typed)
+        specs = jax.tree.map(
+            lambda s: s.sharding.spec if isinstance(s.sharding, NamedSharding) else PartitionSpec(),
+            shapes,
+        )
+    except Exception:  # an init explicit sharding cannot trace: the plain rule
+        shapes = jax.eval_shape(tx.init, params)
+        specs = _plain_specs(shapes, params)
 
     def layout(leaf: Any, spec: PartitionSpec) -> NamedSharding:
         if axes and leaf.ndim:
             spec = _zero_spec(spec, leaf.shape, axes, mesh)
-        return NamedSharding(mesh, spec)
+        entries = list(spec)
+        while entries and entries[-1] is None:  # one spelling per layout: P("data")
+            entries.pop()
+        return NamedSharding(mesh, PartitionSpec(*entries))
+
+    return jax.tree.map(layout, shapes, specs)
+
+
+def _plain_specs(shapes: PyTree, params: PyTree) -> PyTree:
+    """Each leaf in a params-shaped subtree of ``shapes`` with its param's shape gets its
+    param's spec; every other leaf ``P()``."""
+    treedef = jax.tree.structure(params)
+    param_leaves = treedef.flatten_up_to(params)
 
     def like_params(node: Any) -> bool:
         if treedef.num_nodes == 1:  # a single-array params: match leaves only
@@ -210,11 +290,10 @@ def state_shardings(
 
     def place(node: Any) -> Any:
         if not like_params(node):  # a leaf elsewhere in the state
-            return layout(node, PartitionSpec())
-        leaves = treedef.flatten_up_to(node)
+            return PartitionSpec()
         out = [
-            None if x is None else layout(x, _spec_of(p) if x.shape == p.shape else PartitionSpec())
-            for x, p in zip(leaves, param_leaves, strict=True)
+            None if x is None else _spec_of(p) if x.shape == p.shape else PartitionSpec()
+            for x, p in zip(treedef.flatten_up_to(node), param_leaves, strict=True)
         ]
         return treedef.unflatten(out)
 
