@@ -12,7 +12,7 @@ from typing_extensions import Unpack
 from jopt.base import OptimizerState, StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
-from jopt.sharding import replicate_like
+from jopt.sharding import zeros_on_axes
 from jopt.transforms.moments import ema_mix
 from jopt.validation import check_bool, check_number
 
@@ -37,12 +37,12 @@ def _mean(x: jax.Array, axis: int | None = None, keepdims: bool = False) -> jax.
     return (total * reciprocal).astype(x.dtype)
 
 
-def _factored_shapes(shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The shapes of the slots ``r`` (the last axis averaged out) and ``c`` (the second
-    to last); scalar placeholders below rank 2, as Keras's."""
-    if len(shape) < 2:
+def _factored_axes(ndim: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The param axes the slots ``r`` (the last axis averaged out) and ``c`` (the second
+    to last) keep; none (scalar placeholders) below rank 2, as Keras's."""
+    if ndim < 2:
         return (), ()
-    return shape[:-1], shape[:-2] + shape[-1:]
+    return tuple(range(ndim - 1)), (*range(ndim - 2), ndim - 1)
 
 
 def _rms(x: jax.Array) -> jax.Array:
@@ -160,19 +160,15 @@ class Adafactor(Optimizer):
         """
         state = super().init(params)
 
-        # Each slot keeps the dtype the base gave it; only the shape is factored. The
-        # factored moments are small: replicated on the param's devices.
+        # Each slot keeps the dtype the base gave it; only the shape is factored, and
+        # each kept axis stays split as the param's is.
         rows = jax.tree.map(
-            lambda p, slot: replicate_like(
-                jnp.zeros(_factored_shapes(jnp.shape(p))[0], slot.dtype), p
-            ),
+            lambda p, slot: zeros_on_axes(p, _factored_axes(jnp.ndim(p))[0], slot.dtype),
             params,
             state.slots["r"],
         )
         cols = jax.tree.map(
-            lambda p, slot: replicate_like(
-                jnp.zeros(_factored_shapes(jnp.shape(p))[1], slot.dtype), p
-            ),
+            lambda p, slot: zeros_on_axes(p, _factored_axes(jnp.ndim(p))[1], slot.dtype),
             params,
             state.slots["c"],
         )
