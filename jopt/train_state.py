@@ -49,9 +49,9 @@ class TrainState:
 
     Read-only views: ``step`` (Keras's ``iterations``), ``lr`` (the rate of the next
     update), ``hyperparams`` (the live values). orbax saves it as any pytree and restores
-    it onto ``jax.eval_shape(lambda: state)``, optimizer included. Other model state (batch statistics,
-    an RNG key) lives beside it, or use flax's TrainState with the jopt optimizer as
-    its ``tx``. In IPython the state displays as :meth:`summary`.
+    it onto ``jax.eval_shape(lambda: state)``, optimizer included. Other model state
+    (batch statistics, an RNG key) lives beside it, or use flax's TrainState with the
+    jopt optimizer as its ``tx``. In IPython the state displays as :meth:`summary`.
 
     Example:
         >>> import jax, jax.numpy as jnp, jopt
