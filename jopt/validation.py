@@ -8,7 +8,17 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["check_bool", "check_epsilon", "check_number", "check_numbers", "check_strings"]
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "check_bool",
+    "check_epsilon",
+    "check_number",
+    "check_numbers",
+    "check_step",
+    "check_strings",
+]
 
 
 def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
@@ -149,3 +159,32 @@ def check_strings(name: str, values: Any, regex: bool = False) -> tuple[str, ...
                     f"{name}[{i}] = {v!r} is not a valid regular expression: {e}"
                 ) from e
     return out
+
+
+def check_step(step: Any) -> None:
+    """Raises ``TypeError`` unless ``step`` is an integer or float step count, or an array
+    (traced or not) of them: a string, ``None``, a boolean or complex value is refused
+    with a message naming ``step``, not JAX's about dtypes.
+
+    Example:
+        >>> check_step("10")
+        Traceback (most recent call last):
+        ...
+        TypeError: step must be an integer step count (or an array of them), got '10' (str)
+    """
+    dtype = getattr(step, "dtype", None)
+    if dtype is None and isinstance(step, numbers.Real) and not isinstance(step, bool):
+        return
+    if dtype is None and isinstance(step, list | tuple):
+        try:
+            dtype = np.result_type(*step) if step else None
+        except TypeError:
+            dtype = None
+    ok = dtype is not None and (
+        jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)
+    )
+    if not ok:
+        what = f"dtype {dtype}" if dtype is not None else type(step).__name__
+        raise TypeError(
+            f"step must be an integer step count (or an array of them), got {step!r:.60} ({what})"
+        )

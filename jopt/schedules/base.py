@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
+
+from jopt.validation import check_step
 
 __all__ = ["LearningRateSchedule", "Schedule", "deserialize", "serialize"]
 
@@ -29,6 +32,8 @@ class LearningRateSchedule:
         # the class has its own: give each schedule the short one below.
         if "__repr__" not in cls.__dict__:
             cls.__repr__ = LearningRateSchedule.__repr__  # type: ignore[method-assign]
+        if "__call__" in cls.__dict__:
+            cls.__call__ = _checking_step(cls.__dict__["__call__"])  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         """The class and the fields that differ from their defaults, as an optimizer's."""
@@ -50,6 +55,17 @@ class LearningRateSchedule:
     def from_config(cls, config: dict[str, Any]) -> LearningRateSchedule:
         """Rebuilds a schedule from :meth:`get_config`'s (or Keras's) dict."""
         return cls(**config)
+
+
+def _checking_step(call: Callable[[Any, Any], jax.Array]) -> Callable[[Any, Any], jax.Array]:
+    """``call``, refusing a step that is not a real number with a message naming it."""
+
+    @functools.wraps(call)
+    def checked(self: Any, step: Any) -> jax.Array:
+        check_step(step)
+        return call(self, step)
+
+    return checked
 
 
 def _f32(x: Any) -> jax.Array:

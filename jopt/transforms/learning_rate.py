@@ -8,6 +8,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jopt.validation import check_step
+
 __all__ = ["adam_step_size", "rate_at"]
 
 
@@ -25,6 +27,7 @@ def rate_at(
     while it is 1.0). A legacy ``decay > 0`` then divides by ``1 + decay * step``, in
     float32 as tf.keras 2 did.
     """
+    check_step(step)
     step = jnp.asarray(step)
     if callable(learning_rate):
         rate = jnp.asarray(learning_rate(step), jnp.float32)
