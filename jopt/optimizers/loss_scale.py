@@ -40,6 +40,13 @@ class _Wrapper:
 
     inner: Optimizer
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.inner, Optimizer):
+            raise TypeError(
+                f"{type(self).__name__}'s inner must be a jopt optimizer (jopt.Adam(), ...), "
+                f"got {self.inner!r:.100} ({type(self.inner).__name__})"
+            )
+
     def _check_state(self, state: Any, what: str) -> None:
         expected = SkipNonFiniteState if isinstance(self, SkipNonFinite) else LossScaleState
         if not isinstance(state, expected):
@@ -199,6 +206,7 @@ class LossScaleOptimizer(_Wrapper):
     dynamic_growth_steps: int = 2000
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_number("initial_scale", self.initial_scale, low=0.0, low_open=True)
         if not isinstance(self.dynamic_growth_steps, int) or self.dynamic_growth_steps < 1:
             raise ValueError(
@@ -223,6 +231,7 @@ class LossScaleOptimizer(_Wrapper):
 
     def scale_loss(self, loss: jax.Array, state: LossScaleState) -> jax.Array:
         """``loss * scale``: differentiate this, and pass its gradients to the update."""
+        self._check_state(state, "scale_loss")
         return loss * state.scale.astype(jnp.result_type(loss))
 
     def _guarded(
