@@ -39,6 +39,12 @@ def _states(state: PyTree) -> list[tuple[str, OptimizerState]]:
     return [(jax.tree_util.keystr(path), s) for path, s in flat if _is_state(s)]
 
 
+def _broadcasts(shape: tuple[int, ...], to: tuple[int, ...]) -> bool:
+    return len(shape) <= len(to) and all(
+        a in (1, b) for a, b in zip(reversed(shape), reversed(to), strict=False)
+    )
+
+
 def hyperparams(state: PyTree) -> dict[str, Any]:
     """Returns the live hyperparameters of a jopt state, as float32 arrays by name.
 
@@ -105,6 +111,15 @@ def set_hyperparams(state: PyTree, **values: Any) -> PyTree:
         if not isinstance(value, jax.Array | jax.core.Tracer):
             rate = name in ("learning_rate", "learning_rate_scale")
             check_number(name, value, low=0.0 if rate else None)
+        else:
+            shapes = {jnp.shape(s.hyperparams[name]) for _, s in states if name in s.hyperparams}
+            if not all(_broadcasts(jnp.shape(value), shape) for shape in shapes):
+                raise ValueError(
+                    f"{name} has shape {jnp.shape(value)}, which does not fit the state's "
+                    f"{sorted(shapes)} (a scalar, or one value per model of a sweep)"
+                )
+            if not isinstance(value, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(value))):
+                raise ValueError(f"{name} must be finite, got {value}")
 
     def replace(s: Any) -> Any:
         if not _is_state(s):
