@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jopt.pytrees import check_same_tree
+from jopt.pytrees import check_float_leaves, check_same_tree
 from jopt.transforms.numerics import nonzero
 
 __all__ = [
@@ -272,6 +272,7 @@ def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
         Array([0.5, 0.5], dtype=float32)
     """
     check_same_tree(params, updates, "params", "updates")
+    check_float_leaves(updates, "updates")
 
     def add(p: Any, u: Any) -> Any:
         p = jnp.asarray(p)
