@@ -95,4 +95,7 @@ def get(identifier: Any) -> Any:
         if cls is None or cls is LossScaleOptimizer:
             raise ValueError(f"unknown optimizer name {identifier!r}")
         return cls()
-    raise TypeError(f"cannot interpret {identifier!r:.100} as an optimizer")
+    raise TypeError(
+        f"get's identifier must be an optimizer, a name, a config dict or None, got "
+        f"{identifier!r:.100} ({type(identifier).__name__})"
+    )
