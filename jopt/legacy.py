@@ -48,6 +48,12 @@ class _Legacy:
         return f"legacy.{super().__repr__()}"
 
 
+def _zero_means_default(epsilon: Any) -> Any:
+    """tf.keras 2's ``epsilon or 1e-7``, for numbers only: anything else is left for the
+    constructor's check to name (an array's truth value would be ambiguous)."""
+    return None if isinstance(epsilon, int | float) and epsilon == 0 else epsilon
+
+
 class SGD(_Legacy, optimizers.SGD):
     """tf.keras 2's SGD: the same rule as :class:`jopt.SGD` (Keras's momentum kernel).
 
@@ -98,7 +104,9 @@ class RMSprop(_Legacy, optimizers.RMSprop):
         centered: bool = False,
         **options: Unpack[OptimizerOptions],
     ) -> None:
-        super().__init__(learning_rate, rho, momentum, epsilon or None, centered, **options)
+        super().__init__(
+            learning_rate, rho, momentum, _zero_means_default(epsilon), centered, **options
+        )
 
     def leaf_update(
         self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext
@@ -152,4 +160,6 @@ class Adam(_Legacy, optimizers.Adam):
         amsgrad: bool = False,
         **options: Unpack[OptimizerOptions],
     ) -> None:
-        super().__init__(learning_rate, beta_1, beta_2, epsilon or None, amsgrad, **options)
+        super().__init__(
+            learning_rate, beta_1, beta_2, _zero_means_default(epsilon), amsgrad, **options
+        )
