@@ -15,7 +15,7 @@ The public API is defined here, in one place; ``tests/test_api.py`` checks that 
 name is exported and documented.
 """
 
-from jopt import layout, legacy, optimizers, schedules
+from jopt import layout, legacy, optimizers, schedules, sharding
 from jopt.apply import apply_gradients
 from jopt.base import (
     GradientTransformation,
@@ -116,6 +116,7 @@ __all__ = [
     "schedules",
     "set_group_hyperparams",
     "set_hyperparams",
+    "sharding",
     "summary",
     "sweep_init",
 ]

@@ -12,7 +12,7 @@ import jopt.schedules
 
 PUBLIC = [
     (m.__name__, n)
-    for m in (jopt, jopt.layout, jopt.legacy, jopt.optimizers, jopt.schedules)
+    for m in (jopt, jopt.layout, jopt.legacy, jopt.optimizers, jopt.schedules, jopt.sharding)
     for n in m.__all__
 ]
 
@@ -22,11 +22,11 @@ def test_the_package_exports_exactly_its_all() -> None:
     public = {n for n, v in vars(jopt).items() if not n.startswith("_") and not inspect.ismodule(v)}
     modules = {n for n in jopt.__all__ if inspect.ismodule(getattr(jopt, n))}
     assert public == set(jopt.__all__) - modules
-    assert modules == {"layout", "legacy", "optimizers", "schedules"}
+    assert modules == {"layout", "legacy", "optimizers", "schedules", "sharding"}
 
 
 @pytest.mark.parametrize(
-    "module", [jopt.layout, jopt.legacy, jopt.schedules], ids=lambda m: m.__name__
+    "module", [jopt.layout, jopt.legacy, jopt.schedules, jopt.sharding], ids=lambda m: m.__name__
 )
 def test_public_modules_export_what_they_define(module: object) -> None:
     defined = {
