@@ -9,7 +9,7 @@ a valid static argument to ``jax.jit``), ``repr`` and Keras's config.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import jax
@@ -113,10 +113,25 @@ class Optimizer:
     learning_rate: LearningRate
     decay: float
     name: str
+    # The base options, as validate_options leaves them (see OptimizerOptions).
+    weight_decay: float | None
+    clipnorm: float | None
+    clipvalue: float | None
+    global_clipnorm: float | None
+    use_ema: bool
+    ema_momentum: float
+    ema_overwrite_frequency: int | None
+    loss_scale_factor: float | None
+    gradient_accumulation_steps: int | None
+    exclude_from_weight_decay: Any
+    slot_dtypes: tuple[tuple[str, Any], ...] | None
+    master_weights: bool
     _config: tuple[tuple[str, Any], ...]
     _initial: dict[str, float]
 
-    def __init__(self, learning_rate: Any, rule: dict[str, Any], options: dict[str, Any]) -> None:
+    def __init__(
+        self, learning_rate: Any, rule: dict[str, Any], options: Mapping[str, Any]
+    ) -> None:
         options = dict(options)
         lr = options.pop("lr", None)
         decay = options.pop("decay", 0.0)
@@ -354,7 +369,8 @@ class Optimizer:
                 f"{type(self).__name__} with weight_decay or use_ema needs params: "
                 "call update(grads, state, params)"
             )
-        flat, treedef = jax.tree_util.tree_flatten_with_path(grads)
+        flat, treedef_ = jax.tree_util.tree_flatten_with_path(grads)
+        treedef: Any = treedef_  # jax's stub lacks flatten_up_to
         paths = [jax.tree_util.keystr(path) for path, _ in flat]
         if params is not None:
             ref = params
@@ -365,7 +381,7 @@ class Optimizer:
         dtypes = [jnp.result_type(x) for x in treedef.flatten_up_to(ref)]  # the params'
         cdtypes = [self.compute_dtype(d) for d in dtypes]  # what each rule runs in
         g = [jnp.asarray(x).astype(d) for (_, x), d in zip(flat, cdtypes, strict=True)]
-        p = treedef.flatten_up_to(params) if params is not None else [None] * len(g)
+        p: list[Any] = treedef.flatten_up_to(params) if params is not None else [None] * len(g)
         # The value each rule updates: the float32 master copy, or the param itself.
         if self.master_weights:
             p = treedef.flatten_up_to(state.slots["master_weights"])
@@ -393,7 +409,8 @@ class Optimizer:
         g = self._clip(g, ctx)
 
         ctx = self.begin_step(ctx)
-        updates, new_p = [], []
+        updates: list[Any] = []
+        new_p: list[Any] = []
         for i, (gi, pi) in enumerate(zip(g, p, strict=True)):
             base = pi
             wd = (
@@ -422,7 +439,7 @@ class Optimizer:
             if base is None:
                 new_p.append(None)
                 continue
-            new_value = base + u if value is None else value
+            new_value = base + u if value is None else value  # base is a param here
             if self.master_weights:
                 new_slots["master_weights"].append(new_value.astype(jnp.float32))
             new_p.append(new_value.astype(dtypes[i]))
