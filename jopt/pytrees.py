@@ -42,6 +42,8 @@ def check_same_tree(reference: Any, other: Any, ref_name: str, other_name: str) 
         ...
         ValueError: grads['b'] is missing (params has it)
     """
+    ref_def: Any  # a PyTreeDef (jaxlib ships no type stub for it)
+    other_def: Any
     ref_flat, ref_def = jax.tree_util.tree_flatten(reference, is_leaf=_is_none)
     other_flat, other_def = jax.tree_util.tree_flatten(other, is_leaf=_is_none)
     # Fast path, taken on every call that is right: no path strings are built.
