@@ -102,6 +102,7 @@ class Block:
                 f"{self.hyperparam!r}), got {type(state).__name__}"
             )
         value = state.hyperparams[self.hyperparam]
+        treedef: Any  # a PyTreeDef (jaxlib ships no type stub for it)
         leaves, treedef = jax.tree.flatten(updates)
         step = state.step + 1
         if self.kind == "clip_by_norm":
