@@ -19,7 +19,7 @@ import dataclasses
 import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, TypeGuard
 
 import jax
 import jax.numpy as jnp
@@ -142,7 +142,7 @@ class _Patterns:
         return repr(list(self.pairs))
 
 
-def _is_patterns(labels: Any) -> bool:
+def _is_patterns(labels: Any) -> TypeGuard[Sequence[tuple[str | re.Pattern[str], str]]]:
     return (
         isinstance(labels, list | tuple)
         and len(labels) > 0
