@@ -328,8 +328,8 @@ class CosineDecay(LearningRateSchedule):
         # warmup_steps = 0 takes the warmup branch only at negative steps; dividing by 1
         # there keeps that (unused) branch finite, so gradients never meet 0 / 0.
         divisor = warmup_steps if self.warmup_steps > 0 else _f32(1)
-        args = (step, warmup_steps, divisor, initial, decay_steps, _f32(self.warmup_target))
-        args += (keep, alpha)
+        args: tuple[Any, ...] = (step, warmup_steps, divisor, initial, decay_steps)
+        args += (_f32(self.warmup_target), keep, alpha)
         # Keras's ops.cond: XLA compiles the taken branch as one fused kernel, which
         # rounds differently from op-by-op code; the same cond gives the same bits.
         return jax.lax.cond(step < warmup_steps, _cosine_warmup, _cosine_after_warmup, *args)
