@@ -53,7 +53,7 @@ def _sharded(params: PyTree) -> bool:
     )
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class Bucketed:
     """An elementwise optimizer applied to flat buckets of leaves: fewer, longer kernels.
 
@@ -114,6 +114,9 @@ class Bucketed:
     @property
     def name(self) -> str:
         return self.inner.name
+
+    def __repr__(self) -> str:
+        return f"bucketed({self.inner!r})"
 
     # ---- layout ---------------------------------------------------------------------
 
