@@ -51,7 +51,9 @@ class AdamW(Adam):
 
     keras_name = "adam_w"
 
-    def __init__(
+    # weight_decay is also a common option (OptimizerOptions): here it is the rule's own,
+    # with Keras's default for this class, which mypy reports as an overlap.
+    def __init__(  # type: ignore[misc]
         self,
         learning_rate: LearningRate = default(0.001),
         weight_decay: float = 0.004,
