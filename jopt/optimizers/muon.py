@@ -153,7 +153,9 @@ class Muon(Optimizer):
     nesterov: bool
     rms_rate: float | None
 
-    def __init__(
+    # weight_decay is also a common option (OptimizerOptions): here it is the rule's own,
+    # with Keras's default for this class, which mypy reports as an overlap.
+    def __init__(  # type: ignore[misc]
         self,
         learning_rate: LearningRate = default(0.001),
         adam_beta_1: float = 0.9,
