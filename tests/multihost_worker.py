@@ -75,7 +75,11 @@ def train(zero: bool) -> dict[str, np.ndarray]:
     # Every host passes the same values; device_put makes one global, replicated array.
     params = jax.device_put(init_params(), replicated)
     opt = optimizer()
-    state = sharding.init_sharded(opt, params, zero_axis="data" if zero else None)
+    # Plain: the eager init, whose scalars are put on the global mesh by every host;
+    # ZeRO-1: one compiled init that writes each device's part.
+    state = sharding.init_sharded(opt, params, zero_axis="data") if zero else opt.init(params)
+    # Every leaf of the state, scalars included, spans both hosts' devices.
+    assert all(set(x.sharding.device_set) == set(jax.devices()) for x in jax.tree.leaves(state))
     param_shardings = jax.tree.map(lambda p: p.sharding, params)
     state_shardings = jax.tree.map(lambda s: s.sharding, state)
 
