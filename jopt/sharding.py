@@ -16,7 +16,12 @@ JAX-specific to ask of an optimizer:
 * :func:`init_sharded`: the state created directly in those shardings, by one compiled
   ``init``, never assembled on one device.
 * :func:`abstract_state`: the state as ``jax.ShapeDtypeStruct`` with shardings.
-* :func:`replicate_like`: what ``init`` uses to replicate its scalars.
+* :func:`replicate_like` and :func:`zeros_on_axes`: what ``init`` uses to replicate its
+  scalars and to lay out a slot smaller than its param (Adafactor's factored moments).
+
+Params and state laid out differently (ZeRO-1) want a step jitted with
+``out_shardings=(param_shardings, state_shardings)``: left to itself, XLA returns the
+new params split like the state.
 
 Example, data parallel with ZeRO-1 on a 1-device mesh (the same code runs on any)::
 
@@ -149,7 +154,10 @@ def _mesh_of(params: PyTree, mesh: Mesh | None) -> Mesh:
             "..., sharding=NamedSharding(mesh, spec)) leaves, or pass mesh= (params "
             "without a sharding are then replicated on it)"
         )
-    return meshes.pop()
+    found = meshes.pop()
+    if not isinstance(found, Mesh):  # an AbstractMesh names no devices to place on
+        raise ValueError(f"params are laid out on an abstract mesh ({found}): give a Mesh")
+    return found
 
 
 def _spec_of(leaf: Any) -> PartitionSpec:
@@ -276,7 +284,7 @@ def state_shardings(
 def _plain_specs(shapes: PyTree, params: PyTree) -> PyTree:
     """Each leaf in a params-shaped subtree of ``shapes`` with its param's shape gets its
     param's spec; every other leaf ``P()``."""
-    treedef = jax.tree.structure(params)
+    treedef: Any = jax.tree.structure(params)
     param_leaves = treedef.flatten_up_to(params)
 
     def like_params(node: Any) -> bool:

@@ -140,9 +140,9 @@ SCALAR_REDUCING = (
 )
 
 
-def collectives(compiled_text: str) -> list[tuple[str, str]]:
+def collectives(compiled_text: str | None) -> list[tuple[str, str]]:
     """``[(result type, collective), ...]`` in a compiled HLO module's text."""
-    found = COLLECTIVE.findall(re.sub(r"/\*.*?\*/", "", compiled_text))  # /*index=5*/
+    found = COLLECTIVE.findall(re.sub(r"/\*.*?\*/", "", compiled_text or ""))  # /*index=5*/
     return [(result, op) for result, op, *_ in found]
 
 
