@@ -306,6 +306,13 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results, trees, libraries))
     threads = f", torch {args.torch_threads} threads" if torch_modes else ""
     print(facts.footer(f"{reps} repetitions{threads}"))
+    busiest = max(r["loadavg_1m"] for r in results)
+    if torch_modes and busiest > (os.cpu_count() or 1):
+        print(
+            f"warning: the 1-min load reached {busiest:.1f} on {os.cpu_count()} CPUs; torch's "
+            "OpenMP threads wait on each other when cores are taken, so its times here are "
+            "far slower than on a quiet machine (rerun quietly, or compare --torch-threads 1)"
+        )
 
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
