@@ -310,8 +310,9 @@ def _steps_keep_shardings_and_numbers(
 
 @check
 def eager_apply_gradients_keeps_shardings() -> None:
-    """The eager, cached ``opt.apply_gradients`` keeps the layout too."""
-    for layout in ("tp-1d", "fsdp-tp-2d"):
+    """The eager, cached ``opt.apply_gradients`` keeps the layout too, donating or not
+    (donated, the step updates each device's shards in place)."""
+    for layout, donate in (("tp-1d", False), ("fsdp-tp-2d", False), ("fsdp-tp-2d", True)):
         mesh = make_mesh(layout)
         specs = param_specs(layout)
         tx = ALL["Adam-amsgrad"]()
@@ -320,9 +321,11 @@ def eager_apply_gradients_keeps_shardings() -> None:
         layout_in = shardings((params, state))
         for t in range(STEPS):
             grads = placed(host_values(t + 1), mesh, specs)
-            params, state = tx.apply_gradients(grads, state, params)
+            old = params
+            params, state = tx.apply_gradients(grads, state, params, donate=donate)
             assert_same_layout((params, state), layout_in, f"{layout} step {t} ")
-        assert_numbers_equal((params, state), "Adam-amsgrad", f"{layout} ")
+            assert old["dense1"]["kernel"].is_deleted() == donate, (layout, donate)
+        assert_numbers_equal((params, state), "Adam-amsgrad", f"{layout} donate={donate} ")
 
 
 for _layout in LAYOUTS:
