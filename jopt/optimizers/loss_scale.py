@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from jopt.base import OptimizerState
 from jopt.optimizers.base import Optimizer
+from jopt.pytrees import check_float_leaves
 from jopt.sharding import replicate_like
 from jopt.validation import check_number
 
@@ -25,13 +26,13 @@ __all__ = ["LossScaleOptimizer", "LossScaleState", "SkipNonFinite", "SkipNonFini
 PyTree = Any
 
 
-def all_finite(grads: PyTree) -> jax.Array:
+def all_finite(grads: PyTree) -> jax.Array | bool:
     """True when every element of every leaf is finite."""
     leaves = jax.tree.leaves(grads)
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in leaves])) if leaves else True
 
 
-def _select(keep_new: jax.Array, new: PyTree, old: PyTree) -> PyTree:
+def _select(keep_new: jax.Array | bool, new: PyTree, old: PyTree) -> PyTree:
     return jax.tree.map(lambda n, o: jnp.where(keep_new, n, o), new, old)
 
 
@@ -46,6 +47,10 @@ class _Wrapper:
                 f"{type(self).__name__}'s inner must be a jopt optimizer (jopt.Adam(), ...), "
                 f"got {self.inner!r:.100} ({type(self.inner).__name__})"
             )
+
+    def init(self, params: PyTree) -> Any:
+        """The wrapper's initial state; each wrapper defines it."""
+        raise NotImplementedError
 
     def _check_state(self, state: Any, what: str) -> None:
         expected = SkipNonFiniteState if isinstance(self, SkipNonFinite) else LossScaleState
@@ -237,6 +242,8 @@ class LossScaleOptimizer(_Wrapper):
     def _guarded(
         self, step: Any, skipped: Any, grads: PyTree, state: LossScaleState
     ) -> tuple[Any, LossScaleState]:
+        # Unscaling would promote integer grads to floats: refuse them as the inner does.
+        check_float_leaves(grads, "grads")
         finite = all_finite(grads)
         unscaled = jax.tree.map(lambda g: g / state.scale, grads)  # as Keras: promotes
         result, inner = step(unscaled, state.inner)
