@@ -60,7 +60,10 @@ def resolve_learning_rate(learning_rate: Any, lr: Any) -> LearningRate:
             raise TypeError("give learning_rate or its legacy alias lr, not both")
         learning_rate = lr
     if isinstance(learning_rate, dict):
-        learning_rate = schedules.deserialize(learning_rate)
+        try:
+            learning_rate = schedules.deserialize(learning_rate)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"learning_rate: {e}") from e
     if callable(learning_rate):
         return learning_rate
     return check_number("learning_rate", learning_rate, low=0.0)  # a plain float, not a _Default
