@@ -163,7 +163,8 @@ class StepContext(NamedTuple):
         """The rate cast to a leaf's dtype, as Keras casts it to the variable's."""
         return self.shared(("lr", jnp.dtype(dtype)), lambda: self.lr.astype(dtype))
 
-    def count(self, dtype: Any) -> jax.Array:
+    # Shadows tuple.count on purpose: a StepContext is never used as a sequence.
+    def count(self, dtype: Any) -> jax.Array:  # type: ignore[override]
         """``step + 1`` (the 1-based count of this update, as bias corrections use it)
         cast to ``dtype``."""
         return self.shared(("count", jnp.dtype(dtype)), lambda: (self.step + 1).astype(dtype))
