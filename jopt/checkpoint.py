@@ -197,7 +197,8 @@ class _Restorer:
         if isinstance(template, tuple) and hasattr(template, "_fields"):
             return type(template)(**out)
         if isinstance(template, Mapping):
-            return type(template)({k: out[str(k)] for k in template})
+            mapping_type: Any = type(template)  # a concrete dict-like class, not Mapping
+            return mapping_type({k: out[str(k)] for k in template})
         return type(template)(out[str(i)] for i in range(len(template)))
 
     @staticmethod
@@ -238,7 +239,7 @@ class _Restorer:
 
     def slot(self, name: str, template: PyTree, saved: PyTree, restarted: bool) -> PyTree:
         ours, theirs = _flat(template), _flat(saved)
-        leaves = []
+        leaves: list[Any] = []
         for key, (path, t) in ours.items():
             s = theirs.get(key, (path, None))[1]
             if t is None:
@@ -261,7 +262,8 @@ class _Restorer:
         for key, (path, s) in theirs.items():
             if s is not None and ours.get(key, (path, None))[1] is None:
                 self.dropped[path] = None
-        treedef = jax.tree_util.tree_structure(template, is_leaf=lambda x: x is None)
+        # A PyTreeDef (jaxlib ships no type stub for it).
+        treedef: Any = jax.tree_util.tree_structure(template, is_leaf=lambda x: x is None)
         return treedef.unflatten(leaves)
 
     def fresh(self, name: str, key: _Key, template: Any, restarted: bool) -> Any:
