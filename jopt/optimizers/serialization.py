@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from jopt.optimizers.base import Optimizer
 from jopt.optimizers.loss_scale import LossScaleOptimizer, SkipNonFinite
@@ -10,7 +10,7 @@ from jopt.optimizers.loss_scale import LossScaleOptimizer, SkipNonFinite
 __all__ = ["deserialize", "get", "serialize"]
 
 
-def _classes() -> dict[str, type]:
+def _classes() -> dict[str, type[Any]]:
     import jopt.optimizers as module  # the package lists every optimizer class
 
     return {
@@ -70,7 +70,7 @@ def deserialize(config: dict[str, Any]) -> Optimizer | LossScaleOptimizer:
     if cls is LossScaleOptimizer:
         inner.pop("name", None)
         return LossScaleOptimizer(
-            deserialize(inner.pop("inner_optimizer")),
+            cast(Optimizer, deserialize(inner.pop("inner_optimizer"))),  # checked there
             **inner,
         )
     return cls.from_config(inner)
