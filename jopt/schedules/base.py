@@ -33,7 +33,7 @@ class LearningRateSchedule:
         if "__repr__" not in cls.__dict__:
             cls.__repr__ = LearningRateSchedule.__repr__  # type: ignore[method-assign]
         if "__call__" in cls.__dict__:
-            cls.__call__ = _checking_step(cls.__dict__["__call__"])  # type: ignore[method-assign]
+            cls.__call__ = _checking_step(cls.__dict__["__call__"])  # type: ignore[method-assign, assignment]
 
     def __repr__(self) -> str:
         """The class and the fields that differ from their defaults, as an optimizer's."""
