@@ -20,9 +20,10 @@ $(VENV)/.test-installed: pyproject.toml
 demo: $(VENV)/.demo-installed
 	$(PY) -m jopt.demo
 
-## The whole suite: unit and parity tests, doctests, notebooks, ruff.
+## The whole suite: ruff, mypy, then unit and parity tests, doctests, notebooks.
 test: $(VENV)/.test-installed
 	$(PY) -m ruff check jopt tests benchmarks
+	$(PY) -m mypy jopt
 	$(PY) -m pytest
 
 ## Step-time benchmark against optax (see benchmarks/README.md).
