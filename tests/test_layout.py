@@ -282,3 +282,21 @@ def test_sharded_params_fall_back_to_the_per_leaf_state_and_keep_shardings() -> 
         timeout=300,
     )
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]
+
+
+@pytest.mark.parametrize("wrap", [jopt.SkipNonFinite, jopt.LossScaleOptimizer])
+def test_wrappers_skip_a_non_finite_step_of_a_bucketed_optimizer(wrap: Any) -> None:
+    opt = wrap(bucketed(jopt.Adam(0.1)))
+    params = _tree(0)
+    state = opt.init(params)
+    bad = dict(_tree(1), b=jnp.full(4, jnp.nan, jnp.float32))
+    new, state = opt.apply_gradients(bad, state, params)
+    chex.assert_trees_all_equal(new, params)
+    assert int(state.inner.inner.step) == 0
+    new, state = opt.apply_gradients(_tree(1), state, params)
+    assert int(state.inner.inner.step) == 1
+    # The same two steps, unbucketed.
+    plain = wrap(jopt.Adam(0.1))
+    expected, plain_state = plain.apply_gradients(bad, plain.init(params), params)
+    expected, _ = plain.apply_gradients(_tree(1), plain_state, expected)
+    chex.assert_trees_all_close(new, expected, rtol=1e-6)

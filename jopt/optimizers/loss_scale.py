@@ -42,7 +42,9 @@ class _Wrapper:
     inner: Optimizer
 
     def __post_init__(self) -> None:
-        if not isinstance(self.inner, Optimizer):
+        from jopt.layout.bucketed import Bucketed  # the layouts import this package
+
+        if not isinstance(self.inner, Optimizer | Bucketed):
             raise TypeError(
                 f"{type(self).__name__}'s inner must be a jopt optimizer (jopt.Adam(), ...), "
                 f"got {self.inner!r:.100} ({type(self.inner).__name__})"
