@@ -167,7 +167,10 @@ class StepContext(NamedTuple):
     def count(self, dtype: Any) -> jax.Array:  # type: ignore[override]
         """``step + 1`` (the 1-based count of this update, as bias corrections use it)
         cast to ``dtype``."""
-        return self.shared(("count", jnp.dtype(dtype)), lambda: (self.step + 1).astype(dtype))
+        # In uint32, as Keras adds in int64: at the saturated int32 step, + 1 must not wrap.
+        return self.shared(
+            ("count", jnp.dtype(dtype)), lambda: (self.step.astype(jnp.uint32) + 1).astype(dtype)
+        )
 
     def shared(self, key: Any, make: Callable[[], Any]) -> Any:
         """``make()``, computed once per step for a hashable ``key`` (name it after what
