@@ -119,7 +119,7 @@ class Nadam(Optimizer):
 
     def begin_step(self, ctx: StepContext) -> StepContext:
         u_product = ctx.scalars["u_product"]
-        t = (ctx.step + 1).astype(u_product.dtype)
+        t = (ctx.step.astype(jnp.uint32) + 1).astype(u_product.dtype)  # no int32 wrap
         u_product = u_product * ctx.value("beta_1", u_product.dtype) * _schedule_factor(t)
         return ctx._replace(scalars={**ctx.scalars, "u_product": u_product})
 
@@ -129,7 +129,7 @@ class Nadam(Optimizer):
         t = ctx.count(dtype)
         beta_1, beta_2 = ctx.cast("beta_1", dtype), ctx.cast("beta_2", dtype)
         u_t = beta_1 * _schedule_factor(t)
-        u_t_1 = beta_1 * _schedule_factor((ctx.step + 2).astype(dtype))
+        u_t_1 = beta_1 * _schedule_factor((ctx.step.astype(jnp.uint32) + 2).astype(dtype))
         u_product_t = _cast_rounded(ctx.scalars["u_product"], dtype)
         return u_t, u_t_1, u_product_t, u_product_t * u_t_1, jnp.power(beta_2, t)
 
