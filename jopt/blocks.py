@@ -104,7 +104,7 @@ class Block:
         value = state.hyperparams[self.hyperparam]
         treedef: Any  # a PyTreeDef (jaxlib ships no type stub for it)
         leaves, treedef = jax.tree.flatten(updates)
-        step = state.step + 1
+        step = jnp.where(state.step < jnp.iinfo(jnp.int32).max, state.step + 1, state.step)
         if self.kind == "clip_by_norm":
             leaves = [_clip_norm(u, value.astype(u.dtype)) for u in leaves]
         elif self.kind == "clip_by_value":
