@@ -117,12 +117,14 @@ def plot(
                 if (v := _values(r, lib)["step, donated"]) is not None
             ]
             if pts:
-                ax.plot(*zip(*pts, strict=True), marker="o", label=lib)
+                color = f"C{libs.index(lib) % 10}"  # one color per library in every panel
+                ax.plot(*zip(*pts, strict=True), marker="o", label=lib, color=color)
         ax.set_xscale("log")
         ax.set_yscale("log")
         leaves = sorted({trees[r["tree"]].leaves for r in rows})
         ax.set_xticks(leaves, [str(n) for n in leaves])
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.yaxis.set_minor_locator(matplotlib.ticker.LogLocator(subs=(2.0, 5.0)))
         for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
             axis(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.set_title(f"{name}: donated step (torch: in place)")
