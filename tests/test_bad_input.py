@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -762,3 +763,98 @@ def test_every_public_name_has_a_row() -> None:
     )
     missing = sorted(n for n in names if n not in text)
     assert not missing, f"add bad-input rows for {missing}"
+
+
+# ---- non-finite gradients: what each optimizer does (documented in
+# jopt/optimizers/loss_scale.py), against Keras 3 ----------------------------------------
+
+# (class, options, which params a NaN in one gradient element reaches, same for +Inf):
+# "element" = that element only, "leaf" = its whole leaf, "all" = every leaf, "none".
+NON_FINITE = [
+    ("SGD", {}, "element", "element"),
+    ("SGD", {"momentum": 0.9}, "element", "element"),
+    ("RMSprop", {}, "element", "element"),
+    ("Adam", {}, "element", "element"),
+    ("AdamW", {}, "element", "element"),
+    ("Adamax", {}, "element", "element"),
+    ("Nadam", {}, "element", "element"),
+    ("Adagrad", {}, "element", "element"),
+    ("Adadelta", {}, "element", "element"),
+    ("Ftrl", {}, "element", "element"),
+    ("Lion", {}, "element", "none"),  # sign(+Inf) = 1: a finite step
+    ("Lamb", {}, "element", "element"),  # a NaN norm fails the trust ratio's test: ratio 1
+    ("Adafactor", {}, "leaf", "leaf"),  # factored moments mix the whole leaf
+    ("Muon", {}, "leaf", "leaf"),  # Newton-Schulz mixes the whole matrix
+    ("SGD", {"clipnorm": 1.0}, "leaf", "element"),  # Inf: the others are scaled by c / inf = 0
+    ("SGD", {"global_clipnorm": 1.0}, "all", "all"),
+]
+
+
+def nonfinite_problem(bad: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    rng = np.random.default_rng(0)
+    w0 = [rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal(4).astype(np.float32)]
+    g = [rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal(4).astype(np.float32)]
+    g[0][0, 1] = bad
+    return w0, g
+
+
+def scope(params: list[np.ndarray]) -> str:
+    bad = [~np.isfinite(p) for p in params]
+    if not any(b.any() for b in bad):
+        return "none"
+    if all(b.all() for b in bad):
+        return "all"
+    if bad[0].all() and not bad[1].any():
+        return "leaf"
+    if bad[0].sum() == 1 and bad[0][0, 1] and not bad[1].any():
+        return "element"
+    return "other"
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "nan_scope", "inf_scope"),
+    NON_FINITE,
+    ids=[f"{n}{o or ''}" for n, o, _, _ in NON_FINITE],
+)
+def test_a_plain_optimizer_propagates_non_finite_gradients_as_keras_does(
+    name: str, options: dict[str, Any], nan_scope: str, inf_scope: str
+) -> None:
+    import keras  # the oracle; imported here so the rest of the file does not need it
+
+    for bad, expected_scope in ((np.nan, nan_scope), (np.inf, inf_scope)):
+        w0, g = nonfinite_problem(bad)
+        variables = [keras.Variable(x) for x in w0]
+        getattr(keras.optimizers, name)(learning_rate=0.1, **options).apply_gradients(
+            zip([jnp.asarray(x) for x in g], variables, strict=True)
+        )
+        expected = [np.asarray(v.value) for v in variables]
+        opt = getattr(jopt, name)(learning_rate=0.1, **options)
+        params = [jnp.asarray(x) for x in w0]
+        new, state = opt.apply([jnp.asarray(x) for x in g], opt.init(params), params)
+        got = [np.asarray(x) for x in new]
+        assert scope(got) == scope(expected) == expected_scope
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+            np.testing.assert_array_equal(np.isposinf(a), np.isposinf(b))
+        assert int(state.step) == 1  # the step is taken, and counted
+
+
+@pytest.mark.parametrize("wrapper", ["SkipNonFinite", "LossScaleOptimizer"])
+def test_the_skip_wrappers_leave_params_and_state_untouched_bit_for_bit(wrapper: str) -> None:
+    opt = getattr(jopt, wrapper)(jopt.Adam(0.1))
+    w0, g = nonfinite_problem(np.nan)
+    params = [jnp.asarray(x) for x in w0]
+    state = opt.init(params)
+    # One finite step first, so the state holds non-zero slots to keep.
+    params, state = opt.apply([jnp.ones_like(p) for p in params], state, params)
+    for bad in (np.nan, np.inf, -np.inf):
+        _, g = nonfinite_problem(bad)
+        new, new_state = jax.jit(opt.apply)([jnp.asarray(x) for x in g], state, params)
+        chex.assert_trees_all_equal(new, params)
+        chex.assert_trees_all_equal(new_state.inner, state.inner)  # slots, step, all of it
+        if wrapper == "SkipNonFinite":
+            assert int(new_state.skipped) == int(state.skipped) + 1
+        else:
+            assert float(new_state.scale) == float(state.scale) / 2
+            assert int(new_state.step_counter) == 0
+        state = new_state
