@@ -781,6 +781,7 @@ NON_FINITE = [
     ("Adagrad", {}, "element", "element"),
     ("Adadelta", {}, "element", "element"),
     ("Ftrl", {}, "element", "element"),
+    ("ScheduleFreeAdamW", {}, "element", "element"),
     ("Lion", {}, "element", "none"),  # sign(+Inf) = 1: a finite step
     ("Lamb", {}, "element", "element"),  # a NaN norm fails the trust ratio's test: ratio 1
     ("Adafactor", {}, "leaf", "leaf"),  # factored moments mix the whole leaf
