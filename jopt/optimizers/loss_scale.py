@@ -3,8 +3,23 @@
 :class:`SkipNonFinite` skips any update whose gradients hold NaN or Inf and counts the
 skipped steps; :class:`LossScaleOptimizer` is Keras's dynamic loss scaling built on the
 same skip. Either way a skipped step leaves params and the inner state bit-for-bit
-untouched: the state is never half-updated. (A plain optimizer propagates NaN, as Keras
-does.)
+untouched: the state is never half-updated.
+
+A plain optimizer takes the step and propagates NaN and Inf exactly as Keras 3 does
+(``tests/test_bad_input.py`` checks each against Keras). A NaN or Inf in one gradient
+element reaches, in the params after the step (and in the slots it feeds, for good):
+
+* that element only: SGD (with or without momentum), RMSprop, Adam, AdamW, Adamax,
+  Nadam, Adagrad, Adadelta, Ftrl, Lamb (a NaN norm fails the trust ratio's test, which
+  then is 1), ScheduleFreeAdamW; Lion for NaN, while an Inf gives ``sign(Inf) = 1``, a
+  finite step;
+* its whole leaf: Adafactor (factored moments mix rows and columns), Muon on its 2-D
+  leaves (Newton-Schulz mixes the matrix; its AdamW-rule leaves: the element), and
+  ``clipnorm`` for a NaN (an Inf scales the leaf's other elements by ``c / inf = 0``);
+* every leaf: ``global_clipnorm``.
+
+The step count advances either way. Guard a run with :class:`SkipNonFinite` (or
+:class:`LossScaleOptimizer` for float16 training) rather than repairing a NaN'd state.
 """
 
 from __future__ import annotations
