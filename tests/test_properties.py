@@ -131,7 +131,7 @@ def ulps(dtype: Any) -> float:
     return float(jnp.finfo(dtype).eps)
 
 
-@settings(max_examples=10, **SETTINGS)
+@settings(max_examples=6, **SETTINGS)
 @given(problems())
 def test_eager_equals_jit_structure_dtypes_kept_and_finite(problem: tuple[Any, ...]) -> None:
     """Properties 1, 3 and 4: one run, eager and compiled, checked four ways."""
@@ -160,7 +160,7 @@ def test_eager_equals_jit_structure_dtypes_kept_and_finite(problem: tuple[Any, .
         assert np.all(np.abs(e64 - c64) <= bound), (opt, values, np.max(np.abs(e64 - c64)))
 
 
-@settings(max_examples=8, **SETTINGS)
+@settings(max_examples=5, **SETTINGS)
 @given(problems(), st.integers(2, 3))
 def test_vmap_over_a_batch_of_problems_equals_a_loop(problem: tuple[Any, ...], k: int) -> None:
     """Property 2: K problems (other params, grads and live values) in one vmapped step."""
@@ -202,7 +202,7 @@ ZERO_GRAD_SPECS = [
 ]
 
 
-@settings(max_examples=12, **SETTINGS)
+@settings(max_examples=8, **SETTINGS)
 @given(problems(st.sampled_from(ZERO_GRAD_SPECS)))
 def test_zero_gradients_leave_params_unchanged(problem: tuple[Any, ...]) -> None:
     opt, values, params, grads = problem
