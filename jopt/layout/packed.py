@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from jopt.layout.packing import Layout
 
@@ -46,9 +49,23 @@ class Packed:
         self.buckets = buckets
         self.layout = layout
 
-    def unpack(self) -> PyTree:
-        """The params in their original structure, each leaf a slice of its bucket."""
-        return self.layout.unpack(self.buckets)
+    def unpack(self, offsets: PyTree | None = None) -> PyTree:
+        """The params in their original structure, each leaf a slice of its bucket.
+
+        Differentiable: the gradient of the slices is the concatenation of their
+        cotangents, one pass per bucket (by default each slice's gradient would be a
+        bucket-sized buffer, summed: quadratic in the number of leaves).
+
+        ``offsets`` (:meth:`offsets`, passed into your jitted step as an argument)
+        makes each slice start a run-time value, so that XLA compiles one kernel per
+        leaf size instead of one per leaf: much faster to compile with many leaves.
+        """
+        return _unpack(self.layout, self.buckets, offsets)
+
+    def offsets(self) -> PyTree:
+        """Each leaf's int32 start in its bucket, as device arrays in the params'
+        structure: pass them to your jitted step and on to :meth:`unpack`."""
+        return jax.tree.map(jnp.asarray, self.layout.offsets())
 
     def tree_flatten_with_keys(self) -> tuple[Any, Layout]:
         key = jax.tree_util.GetAttrKey("buckets")
@@ -61,6 +78,26 @@ class Packed:
     def __repr__(self) -> str:
         sizes = ", ".join(f"{name}: {size}" for name, _, size in self.layout.buckets)
         return f"Packed({len(self.layout.places)} leaves in {{{sizes}}})"
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _unpack(layout: Layout, buckets: dict[str, jax.Array], offsets: PyTree) -> PyTree:
+    return layout.unpack(buckets, offsets)
+
+
+def _unpack_fwd(
+    layout: Layout, buckets: dict[str, jax.Array], offsets: PyTree
+) -> tuple[PyTree, PyTree]:
+    return layout.unpack(buckets, offsets), offsets
+
+
+def _unpack_bwd(layout: Layout, offsets: PyTree, cotangents: PyTree) -> tuple[Any, Any]:
+    # Integer offsets take no cotangent (float0 zeros).
+    zeros = jax.tree.map(lambda o: np.zeros(np.shape(o), jax.dtypes.float0), offsets)
+    return layout.pack(cotangents), zeros
+
+
+_unpack.defvjp(_unpack_fwd, _unpack_bwd)
 
 
 def pack(tree: PyTree, group: Callable[[str, Any], str | None] | None = None) -> Packed:
