@@ -38,6 +38,43 @@ _compiled = jax.jit(_step, static_argnums=0)
 _compiled_donating = jax.jit(_step, static_argnums=0, donate_argnums=(2, 3))
 
 
+def _step_in_layout(
+    tx: Transformation, layout: tuple[Any, ...], grads: PyTree, params: PyTree, state: PyTree
+) -> tuple[PyTree, PyTree]:
+    new_params, new_state = _step(tx, grads, params, state)
+    leaves, treedef = jax.tree.flatten((new_params, new_state))
+    pinned = [jax.lax.with_sharding_constraint(x, s) for x, s in zip(leaves, layout, strict=True)]
+    return jax.tree.unflatten(treedef, pinned)
+
+
+# Arrays spread over several devices come back in the layout they went in: left to
+# itself XLA may return replicated params split like a ZeRO-sharded state. The layout
+# (every leaf's sharding, hashable) is part of the cache key.
+_compiled_in_layout = jax.jit(_step_in_layout, static_argnums=(0, 1))
+_compiled_donating_in_layout = jax.jit(
+    _step_in_layout, static_argnums=(0, 1), donate_argnums=(3, 4)
+)
+
+
+def _layout(params: PyTree, state: PyTree) -> tuple[Any, ...] | None:
+    """Every leaf's sharding when one spans several devices; None on one device."""
+    leaves = jax.tree.leaves((params, state))
+    shardings = tuple(getattr(x, "sharding", None) for x in leaves)
+    if any(s is None for s in shardings):
+        return None  # NumPy arrays or Python numbers: placed by the step
+    if all(len(s.device_set) == 1 for s in shardings if s is not None):
+        return None
+    if any(_explicit(s) for s in shardings):
+        return None  # explicit axes: the sharding is the arrays' type, kept by the step
+    return shardings
+
+
+def _explicit(sharding: Any) -> bool:
+    mesh = getattr(sharding, "mesh", None)
+    types = getattr(mesh, "axis_types", ())
+    return any(t == jax.sharding.AxisType.Explicit for t in types)
+
+
 def _step_keeping_offsets(
     tx: Bucketed, grads: PyTree, params: PyTree, inner: PyTree, offsets: PyTree
 ) -> tuple[PyTree, PyTree]:
@@ -116,6 +153,9 @@ def apply_gradients(
         step = _compiled_donating_bucketed if donate else _compiled_bucketed
         new_params, inner = step(tx, grads, params, state.inner, state.offsets)
         state = BucketedState(inner, state.offsets)
+    elif (layout := _layout(params, state)) is not None:
+        step_in = _compiled_donating_in_layout if donate else _compiled_in_layout
+        new_params, state = step_in(tx, layout, grads, params, state)
     else:
         step = _compiled_donating if donate else _compiled
         new_params, state = step(tx, grads, params, state)

@@ -440,6 +440,17 @@ def _zero1(layout: str, axis_size: int) -> None:
             params, state = step(grads, state, params)
             assert_same_layout((params, state), (param_layout, state_layout), f"{layout} {name} ")
         assert_numbers_equal((params, state), name, f"{layout} {name} ")
+        # The eager, cached apply_gradients keeps both layouts with no out_shardings.
+        eager_p, eager_s = (
+            placed(host_values(0), mesh, specs),
+            sharding.init_sharded(tx, placed(host_values(0), mesh, specs), zero_axis="data"),
+        )
+        for t in range(2):
+            grads = placed(host_values(t + 1), mesh, specs)
+            eager_p, eager_s = tx.apply_gradients(grads, eager_s, eager_p)
+            assert_same_layout(
+                (eager_p, eager_s), (param_layout, state_layout), f"{layout} {name} eager "
+            )
         # ZeRO-1's communication: the updated params are gathered, at most one per leaf
         # split; grads arrive whole, so nothing else, but for a global norm over params
         # split over "model" (its partial sums of squares: scalars).
