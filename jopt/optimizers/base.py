@@ -177,7 +177,7 @@ class Optimizer:
         )
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self._config == other._config  # type: ignore[attr-defined]
+        return type(self) is type(other) and self._config == other._config
 
     def __hash__(self) -> int:
         return hash((type(self), self._config))
