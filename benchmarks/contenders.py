@@ -196,9 +196,9 @@ def _packed(opt: jopt.Optimizer) -> Built:
 
 register_jopt_variant("jopt", lambda opt: Built(opt.init, user_step(opt, jopt.apply_updates)))
 register_jopt_variant("jopt.apply", _jopt_apply, default=False)
-if hasattr(jopt, "layout"):  # the opt-in layouts of jopt/layout/, where this jopt has them
-    register_jopt_variant("jopt.bucketed", _bucketed, default=False)
-    register_jopt_variant("jopt.packed", _packed, default=False)
+# jopt's opt-in layouts (jopt/layout/): the state packed, or params and state packed.
+register_jopt_variant("jopt.bucketed", _bucketed)
+register_jopt_variant("jopt.packed", _packed)
 
 
 @dataclass(frozen=True)
