@@ -194,7 +194,7 @@ class LossScaleState(NamedTuple):
     step_counter: jax.Array
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
+@dataclasses.dataclass(frozen=True, repr=False, init=False)
 class LossScaleOptimizer(_Wrapper):
     """Keras's dynamic loss scaling around an optimizer.
 
@@ -221,11 +221,32 @@ class LossScaleOptimizer(_Wrapper):
         >>> params, state = opt.apply_gradients(jax.grad(loss)(params), state, params)
         >>> params["w"], float(state.scale)
         (Array([1.6], dtype=float32), 4.0)
+        >>> jopt.LossScaleOptimizer(inner_optimizer=jopt.SGD(0.1)) == jopt.LossScaleOptimizer(
+        ...     jopt.SGD(0.1))  # Keras's keyword
+        True
     """
 
     inner: Optimizer
     initial_scale: float = 32768.0
     dynamic_growth_steps: int = 2000
+
+    def __init__(
+        self,
+        inner: Optimizer | None = None,
+        initial_scale: float = 32768.0,
+        dynamic_growth_steps: int = 2000,
+        *,
+        inner_optimizer: Optimizer | None = None,
+    ) -> None:
+        if inner is not None and inner_optimizer is not None:
+            raise TypeError(
+                "LossScaleOptimizer wraps one optimizer: give inner or Keras's "
+                "inner_optimizer, not both"
+            )
+        object.__setattr__(self, "inner", inner if inner is not None else inner_optimizer)
+        object.__setattr__(self, "initial_scale", initial_scale)
+        object.__setattr__(self, "dynamic_growth_steps", dynamic_growth_steps)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         super().__post_init__()
