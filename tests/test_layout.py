@@ -23,24 +23,14 @@ from jopt.layout import Bucketed, BucketedState, Layout, Packed, bucketed, pack
 from tests.keras_oracle import jopt_run
 from tests.problems import relative_error
 from tests.test_keras_parity import CASES, TOL, keras_trajectory
+from tests.test_optimizers import OPTIMIZERS
 
-ELEMENTWISE = [
-    jopt.SGD(0.1, momentum=0.9, nesterov=True),
-    jopt.RMSprop(0.01, momentum=0.5, centered=True),
-    jopt.Adam(0.01, amsgrad=True),
+# The shared catalogue's elementwise rules, and options that change how leaves group.
+ELEMENTWISE = [o for o in OPTIMIZERS if o.elementwise and not o.clipnorm] + [
     jopt.AdamW(0.01, exclude_from_weight_decay=["b"]),
-    jopt.Adamax(0.01),
-    jopt.Nadam(0.01, beta_2=0.99),
-    jopt.Lion(0.01),
-    jopt.Adagrad(0.01),
-    jopt.Adadelta(1.0),
-    jopt.Ftrl(0.01, l1_regularization_strength=0.01),
-    jopt.ScheduleFreeAdamW(0.01, beta_2=0.99),
     jopt.Adam(0.01, global_clipnorm=0.5, use_ema=True, ema_overwrite_frequency=3),
     jopt.SGD(0.1, momentum=0.5, gradient_accumulation_steps=2, clipvalue=0.5),
     jopt.Adam(0.01, master_weights=True, slot_dtypes={"velocity": jnp.float32}),
-    jopt.legacy.Adam(lr=0.01, decay=0.01),
-    jopt.legacy.RMSprop(lr=0.01, momentum=0.9, centered=True),
 ]
 
 
@@ -110,7 +100,7 @@ def test_a_0d_leaf_and_global_norms_are_within_float32_rounding(opt: Any) -> Non
         assert relative_error(np.asarray(a, np.float32), np.asarray(e, np.float32)) <= tol
 
 
-@pytest.mark.parametrize("opt", ELEMENTWISE[:4] + ELEMENTWISE[11:12], ids=repr)
+@pytest.mark.parametrize("opt", ELEMENTWISE[1:4] + ELEMENTWISE[-4:], ids=repr)
 def test_bucketed_compiled_matches_the_per_leaf_rule(opt: Any) -> None:
     expected, _ = _run(opt, 4, compiled=True)
     actual, _ = _run(bucketed(opt), 4, compiled=True)

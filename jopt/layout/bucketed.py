@@ -202,18 +202,7 @@ class Bucketed:
 
     def _assigns(self, params: PyTree) -> bool:
         """Whether the rule's new params are not ``param + update`` bit for bit."""
-        opt = self.inner
-        widened = any(
-            opt.compute_dtype(jnp.result_type(x)) != jnp.result_type(x)
-            for x in jax.tree.leaves(params)
-        )
-        return bool(
-            opt.decays_weights()
-            or opt.assigns_params
-            or (opt.use_ema and opt.ema_overwrite_frequency)
-            or opt.master_weights
-            or widened
-        )
+        return self.inner.sets_params([jnp.result_type(x) for x in jax.tree.leaves(params)])
 
     def _per_leaf(self, state: Any) -> bool:
         """Whether ``state`` (checked to be this wrapper's) fell back to the per-leaf layout."""

@@ -462,14 +462,7 @@ class Optimizer:
                     jnp.where(overwrite, a, x)
                     for a, x in zip(new_slots["average"], new_p, strict=True)
                 ]
-        widened = any(c != d for c, d in zip(cdtypes, dtypes, strict=True))
-        if (
-            self.decays_weights()
-            or self.assigns_params
-            or (self.use_ema and self.ema_overwrite_frequency)
-            or widened
-            or self.master_weights
-        ):
+        if self.sets_params(dtypes):
             old_p = treedef.flatten_up_to(params)
             updates = [(x - q).astype(q.dtype) for x, q in zip(new_p, old_p, strict=True)]
 
@@ -482,6 +475,20 @@ class Optimizer:
         )
         new_params = treedef.unflatten(new_p) if want_params else None
         return treedef.unflatten(updates), new_params, new_state
+
+    def sets_params(self, param_dtypes: list[Any]) -> bool:
+        """Whether the new params are the rule's own values rather than ``param +
+        update`` bit for bit: weight decay, an assigning rule, an EMA overwrite, master
+        weights, or a rule run in a wider dtype than a param's (``param_dtypes``).
+        ``update`` then returns their difference from the old params."""
+        widened = any(self.compute_dtype(d) != jnp.dtype(d) for d in param_dtypes)
+        return bool(
+            self.decays_weights()
+            or self.assigns_params
+            or (self.use_ema and self.ema_overwrite_frequency)
+            or self.master_weights
+            or widened
+        )
 
     def decays_weights(self) -> bool:
         """Whether any leaf gets weight decay (then the params are needed)."""
