@@ -12,6 +12,7 @@ from jopt.layout.bucketed import Bucketed, BucketedState
 from jopt.optimizers.base import Optimizer
 from jopt.optimizers.loss_scale import _Wrapper
 from jopt.pytrees import check_same_tree
+from jopt.validation import check_bool
 
 __all__ = ["apply_gradients"]
 
@@ -90,6 +91,19 @@ _compiled_donating_bucketed = jax.jit(
 )
 
 
+def _check_not_shared(grads: PyTree, params: PyTree, state: PyTree) -> None:
+    """Donated params and state must not also be the grads (XLA would fail on a buffer
+    donated and read at once)."""
+    grad_ids = {id(x) for x in jax.tree.leaves(grads)}
+    for path, x in jax.tree_util.tree_flatten_with_path((params, state))[0]:
+        if id(x) in grad_ids:
+            where = ("params", "state")[path[0].idx] + jax.tree_util.keystr(path[1:])
+            raise ValueError(
+                f"donate=True: {where} is also passed as a gradient; donated buffers are "
+                "overwritten, so pass a copy or donate=False"
+            )
+
+
 def _is_traced(tree: PyTree) -> bool:
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(tree))
 
@@ -143,10 +157,13 @@ def apply_gradients(
     """
     if not (hasattr(tx, "init") and hasattr(tx, "update")):
         raise TypeError(f"apply_gradients needs an optimizer with init/update, got {tx!r:.100}")
+    check_bool("donate", donate)
     keras_form = params is None
     if keras_form:
         grads, params = _split_pairs(grads)
     check_same_tree(params, grads, "params", "grads")
+    if donate:
+        _check_not_shared(grads, params, state)
     if _is_traced((grads, state, params)):
         new_params, state = _step(tx, grads, params, state)
     elif isinstance(state, BucketedState) and state.offsets is not None:

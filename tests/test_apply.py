@@ -149,3 +149,14 @@ def test_donated_step_writes_each_output_into_its_own_input_buffer(opt: Any) -> 
     aliases = re.findall(r"\{(\d+)\}: \((\d+), \{\}, may-alias\)", hlo.splitlines()[0])
     assert len(aliases) == len(jax.tree.leaves((params, state)))
     assert all(int(inp) == int(out) + n_grads for out, inp in aliases)
+
+
+def test_donate_must_be_a_bool_and_must_not_donate_the_grads() -> None:
+    opt = jopt.SGD(0.1)
+    params = {"w": jnp.ones(2)}
+    state = opt.init(params)
+    with pytest.raises(TypeError, match="donate must be True or False"):
+        opt.apply_gradients(params, state, params, donate="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"params\['w'\] is also passed as a gradient"):
+        opt.apply_gradients(params, state, params, donate=True)
+    assert not params["w"].is_deleted()  # refused before anything was donated
