@@ -310,3 +310,21 @@ def test_packed_gradients_are_one_concatenation_per_bucket(runtime_offsets: bool
     text = str(jax.make_jaxpr(grad)(packed))  # nested jaxprs included
     assert " pad[" not in text and "pad(" not in text and "concatenate" in text
     chex.assert_trees_all_equal(grad(packed).unpack(), jax.grad(loss)(tree))
+
+
+def test_large_leaves_keep_a_bucket_of_their_own_with_the_same_numbers() -> None:
+    opt = jopt.AdamW(0.01, exclude_from_weight_decay=["b"])
+    small_only = bucketed(opt, max_leaf_size=10)  # w, k (12 elements) stand alone
+    state = small_only.init(_tree(0))
+    assert set(state.inner.slots["momentum"]) == {
+        "float32",
+        "float32/['k']",
+        "float32/['w']",
+        "float32/no_decay",
+        "bfloat16",
+    }
+    expected, _ = _run(opt, 3, compiled=False, scalar=False)
+    actual, _ = _run(small_only, 3, compiled=False, scalar=False)
+    chex.assert_trees_all_equal(actual, expected)
+    with pytest.raises(ValueError, match="max_leaf_size must be an integer >= 0"):
+        bucketed(opt, max_leaf_size=-1)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from jopt.base import OptimizerState
-from jopt.layout.packing import Layout
+from jopt.layout.packing import Layout, Place
 from jopt.optimizers.base import Optimizer
 from jopt.pytrees import check_same_tree
 
@@ -77,6 +78,9 @@ class Bucketed:
     Args:
         inner: an optimizer whose rule is elementwise (:attr:`Optimizer.elementwise`):
             not Lamb, Adafactor or Muon, and without ``clipnorm`` (a per-leaf norm).
+        max_leaf_size: leaves with more elements keep a bucket of their own (their
+            update is the per-leaf one; copying them into a shared bucket and back
+            costs more than it saves). Default ``65536``; 0 keeps every leaf alone.
 
     Raises:
         ValueError: a rule or option that reads a leaf's shape or norm.
@@ -96,8 +100,15 @@ class Bucketed:
     """
 
     inner: Optimizer
+    max_leaf_size: int = 1 << 16
 
     def __post_init__(self) -> None:
+        if (
+            not isinstance(self.max_leaf_size, int)
+            or isinstance(self.max_leaf_size, bool)
+            or self.max_leaf_size < 0
+        ):
+            raise ValueError(f"max_leaf_size must be an integer >= 0, got {self.max_leaf_size!r}")
         if not isinstance(self.inner, Optimizer):
             raise TypeError(f"bucketed expects a jopt optimizer, got {type(self.inner).__name__}")
         if not self.inner.elementwise:
@@ -116,12 +127,15 @@ class Bucketed:
         return self.inner.name
 
     def __repr__(self) -> str:
-        return f"bucketed({self.inner!r})"
+        extra = "" if self.max_leaf_size == 1 << 16 else f", max_leaf_size={self.max_leaf_size}"
+        return f"bucketed({self.inner!r}{extra})"
 
     # ---- layout ---------------------------------------------------------------------
 
     def layout(self, params: PyTree) -> Layout:
-        """The buckets for ``params``: one per dtype and weight-decay group."""
+        """The buckets for ``params``: one per dtype and weight-decay group for the
+        leaves of up to ``max_leaf_size`` elements, and one of its own for each larger
+        leaf (named after its path: no copy in or out, the per-leaf update)."""
         flat, treedef = jax.tree_util.tree_flatten(params)
         return self._layout(treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in flat))
 
@@ -133,13 +147,25 @@ class Bucketed:
 
         def group(path: str, leaf: Any) -> str | None:
             decayed = opt.weight_decay_name(path, len(leaf.shape))
-            return None if decayed or not opt.decays_weights() else "no_decay"
+            label = None if decayed or not opt.decays_weights() else "no_decay"
+            if math.prod(leaf.shape) > self.max_leaf_size:
+                return path if label is None else f"{path}/{label}"
+            return label
 
         return Layout.of(tree, group)
 
     def _decay_names(self, layout: Layout) -> list[str | None]:
-        on = "weight_decay" if self.inner.decays_weights() else None
-        return [None if name.endswith("/no_decay") else on for name in layout.bucket_names]
+        """The weight decay of each bucket (in ``bucket_names`` order): its leaves'."""
+        first: dict[str, Place] = {}
+        for place in layout.places:
+            first.setdefault(place.bucket, place)
+        opt = self.inner
+        return [
+            opt.weight_decay_name(first[name].path, len(first[name].shape))
+            if opt.decays_weights()
+            else None
+            for name in layout.bucket_names
+        ]
 
     # ---- the protocol -----------------------------------------------------------------
 
@@ -252,7 +278,7 @@ class Bucketed:
         return apply_gradients(self, grads, state, params, donate=donate)
 
 
-def bucketed(opt: Optimizer) -> Bucketed:
+def bucketed(opt: Optimizer, max_leaf_size: int = 1 << 16) -> Bucketed:
     """``opt`` run on flat buckets of leaves, with the same numbers: see :class:`Bucketed`.
 
     Example:
@@ -264,4 +290,4 @@ def bucketed(opt: Optimizer) -> Bucketed:
         >>> params[3]
         Array([0.9, 0.9, 0.9], dtype=float32)
     """
-    return Bucketed(opt)
+    return Bucketed(opt, max_leaf_size)
