@@ -18,6 +18,7 @@ import numpy as np
 
 from jopt.base import GradientTransformation, OptimizerState
 from jopt.groups import Partition, PartitionState
+from jopt.layout.bucketed import BucketedState
 from jopt.optimizers.loss_scale import LossScaleState, SkipNonFiniteState
 
 __all__ = ["StateSummary", "lr_of", "step_of", "summary"]
@@ -213,6 +214,13 @@ def _walk(opt: Any, state: PyTree, path: str, out: list[tuple[str, Rows]]) -> No
         fields = [f for f in state._fields if f != "inner"]
         out.append((heading, tuple((f, format_value(getattr(state, f))) for f in fields)))
         _walk(getattr(opt, "inner", None), state.inner, f"{path}.inner", out)
+    elif isinstance(state, BucketedState):
+        # jopt.bucketed: the packed state's own section, after how the leaves are packed.
+        where = "per leaf (sharded params)"
+        if state.offsets is not None:
+            where = f"{len(jax.tree.leaves(state.offsets))} leaves in flat buckets"
+        out.append((heading, (("layout", where),)))
+        _walk(getattr(opt, "inner", None), state.inner, f"{path}.inner", out)
     elif isinstance(state, dict) and state:  # a jopt.chain's state, by name
         for key, sub in state.items():
             _walk(None, sub, f"{path}[{key!r}]", out)
@@ -267,6 +275,8 @@ decay_rate=0.5))
     """
     if hasattr(state, "opt_state") and hasattr(state, "opt"):  # a TrainState
         opt, params, state = state.opt, state.params, state.opt_state
+    if isinstance(state, str | bytes | int | float | bool) or state is None:
+        raise TypeError(f"summary takes an optimizer's state, got {state!r:.100}")
     if hasattr(state, "init") and hasattr(state, "update"):
         raise TypeError(
             f"summary(state, opt) takes an optimizer's state first, got the optimizer "

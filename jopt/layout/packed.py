@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jopt.layout.packing import Layout
+from jopt.pytrees import check_float_leaves
 
 __all__ = ["Packed", "pack"]
 
@@ -112,5 +113,6 @@ def pack(tree: PyTree, group: Callable[[str, Any], str | None] | None = None) ->
         >>> jopt.layout.pack({"b": jnp.zeros(2), "w": jnp.ones((2, 3))})
         Packed(2 leaves in {float32: 8})
     """
+    check_float_leaves(tree, "tree")
     layout = Layout.of(tree, group)
     return Packed(layout.pack(tree), layout)
