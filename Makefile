@@ -26,7 +26,8 @@ test: $(VENV)/.test-installed
 	$(PY) -m mypy jopt
 	$(PY) -m pytest
 
-## Step-time benchmark against optax (see benchmarks/README.md).
+## Step time, first step and memory: jopt (and its layouts) against optax, Keras 3 and
+## torch's fused/foreach optimizers when torch is installed (see benchmarks/README.md).
 bench: $(VENV)/.test-installed
 	$(PY) benchmarks/step_time.py
 
