@@ -311,12 +311,12 @@ def test_muon_decides_each_rule_from_path_and_rank_and_records_it_in_the_state()
     # AdamW leaves (embedding, rank != 2, excluded) hold a velocity; Muon leaves none.
     assert shapes == {
         "token_embedding": (4, 2),
-        "dense": {"kernel": (0,), "bias": (3,)},
+        "dense": {"kernel": (1,), "bias": (3,)},
         "conv": (2, 2, 2),
         "head": {"kernel": (3, 2)},
     }
     kept = Muon(exclude_embeddings=False).init(params).slots["velocity"]
-    assert kept["token_embedding"].shape == (0,)
+    assert kept["token_embedding"].shape == (1,)
 
 
 def test_newton_schulz_is_keras_muons_iteration() -> None:

@@ -81,7 +81,7 @@ class Muon(Optimizer):
 
     The rule of each leaf is decided by :meth:`init` and recorded in the state: a leaf
     on the AdamW rule has a param-shaped ``"velocity"`` slot; one on the Muon rule has
-    none in Keras, here an empty placeholder of shape ``(0,)``. On bfloat16 params a Muon
+    none in Keras, here a placeholder of shape ``(1,)``. On bfloat16 params a Muon
     leaf's update is float32 (Keras subtracts the float32 ``lr * o`` and rounds once).
 
     Args:
@@ -111,8 +111,8 @@ class Muon(Optimizer):
         >>> opt = Muon(learning_rate=0.01, weight_decay=None, adam_weight_decay=None)
         >>> params = {"dense": {"kernel": jnp.ones((2, 2)), "bias": jnp.zeros(2)}}
         >>> state = opt.init(params)
-        >>> state.slots["velocity"]["dense"]["kernel"].shape  # Muon rule: no velocity
-        (0,)
+        >>> state.slots["velocity"]["dense"]["kernel"].shape  # Muon rule: a placeholder
+        (1,)
         >>> grads = {"dense": {"kernel": jnp.eye(2), "bias": jnp.ones(2)}}
         >>> params, state = opt.apply_gradients(grads, state, params)
         >>> params["dense"]["bias"]
@@ -234,7 +234,9 @@ class Muon(Optimizer):
         def velocity(path: Any, p: Any, slot: jax.Array) -> jax.Array:
             if self.uses_adamw(jax.tree_util.keystr(path), len(jnp.shape(p))):
                 return slot
-            return replicate_like(jnp.zeros((0,), slot.dtype), p)  # on the param's devices
+            # A one-element placeholder: checkpointers refuse zero-size arrays (orbax),
+            # and no Muon-rule leaf (2-D) has this shape, so the rule stays readable.
+            return replicate_like(jnp.zeros((1,), slot.dtype), p)  # on the param's devices
 
         velocities = jax.tree_util.tree_map_with_path(velocity, params, state.slots["velocity"])
         return state._replace(slots={**state.slots, "velocity": velocities})
