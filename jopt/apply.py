@@ -60,11 +60,14 @@ _compiled_donating_in_layout = jax.jit(
 def _layout(params: PyTree, state: PyTree) -> tuple[Any, ...] | None:
     """Every leaf's sharding when one spans several devices; None on one device."""
     leaves = jax.tree.leaves((params, state))
+    # On the hot path: one device, the common case, is read from the first leaf alone
+    # (a compiled step's committed arrays all live on the same devices).
+    first = getattr(leaves[0], "sharding", None) if leaves else None
+    if first is None or len(first.device_set) == 1:
+        return None
     shardings = tuple(getattr(x, "sharding", None) for x in leaves)
     if any(s is None for s in shardings):
         return None  # NumPy arrays or Python numbers: placed by the step
-    if all(len(s.device_set) == 1 for s in shardings if s is not None):
-        return None
     if any(_explicit(s) for s in shardings):
         return None  # explicit axes: the sharding is the arrays' type, kept by the step
     return shardings
