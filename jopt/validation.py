@@ -14,6 +14,7 @@ import numpy as np
 __all__ = [
     "check_bool",
     "check_epsilon",
+    "check_int",
     "check_number",
     "check_numbers",
     "check_step",
@@ -69,6 +70,26 @@ def check_bool(name: str, value: Any) -> bool:
     """Returns ``value`` if it is a bool, else raises ``TypeError`` naming ``name``."""
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {value!r:.100}")
+    return value
+
+
+def check_int(name: str, value: Any, low: int, *, optional: bool = False) -> Any:
+    """Returns ``value`` if it is an ``int`` (not a bool) >= ``low`` (or, with
+    ``optional``, ``None``); else raises ``ValueError`` naming ``name``.
+
+    Example:
+        >>> check_int("ns_steps", 2.5, 0)
+        Traceback (most recent call last):
+        ...
+        ValueError: ns_steps must be an integer >= 0, got 2.5
+        >>> check_int("gradient_accumulation_steps", None, 2, optional=True) is None
+        True
+    """
+    if optional and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        what = "None or an integer" if optional else "an integer"
+        raise ValueError(f"{name} must be {what} >= {low}, got {value!r:.100}")
     return value
 
 

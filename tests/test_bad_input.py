@@ -487,6 +487,7 @@ for kw, pattern in (
     (dict(initial_scale=math.nan), "initial_scale must be finite"),
     (dict(dynamic_growth_steps=0), "dynamic_growth_steps must be an integer >= 1"),
     (dict(dynamic_growth_steps="10"), "dynamic_growth_steps must be an integer >= 1"),
+    (dict(dynamic_growth_steps=True), "dynamic_growth_steps must be an integer >= 1"),
 ):
     row(
         f"LossScaleOptimizer({kw})",

@@ -15,6 +15,7 @@ from jopt.base import OptimizerState
 from jopt.layout.packing import Layout, Place
 from jopt.optimizers.base import Optimizer
 from jopt.pytrees import check_same_tree
+from jopt.validation import check_int
 
 __all__ = ["Bucketed", "BucketedState", "bucketed"]
 
@@ -103,12 +104,7 @@ class Bucketed:
     max_leaf_size: int = 1 << 16
 
     def __post_init__(self) -> None:
-        if (
-            not isinstance(self.max_leaf_size, int)
-            or isinstance(self.max_leaf_size, bool)
-            or self.max_leaf_size < 0
-        ):
-            raise ValueError(f"max_leaf_size must be an integer >= 0, got {self.max_leaf_size!r}")
+        check_int("max_leaf_size", self.max_leaf_size, 0)
         if not isinstance(self.inner, Optimizer):
             raise TypeError(f"bucketed expects a jopt optimizer, got {type(self.inner).__name__}")
         if not self.inner.elementwise:

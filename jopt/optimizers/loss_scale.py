@@ -34,7 +34,7 @@ from jopt.base import OptimizerState
 from jopt.optimizers.base import Optimizer
 from jopt.pytrees import check_float_leaves
 from jopt.sharding import replicate_like
-from jopt.validation import check_number
+from jopt.validation import check_int, check_number
 
 __all__ = ["LossScaleOptimizer", "LossScaleState", "SkipNonFinite", "SkipNonFiniteState"]
 
@@ -251,10 +251,7 @@ class LossScaleOptimizer(_Wrapper):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_number("initial_scale", self.initial_scale, low=0.0, low_open=True)
-        if not isinstance(self.dynamic_growth_steps, int) or self.dynamic_growth_steps < 1:
-            raise ValueError(
-                f"dynamic_growth_steps must be an integer >= 1, got {self.dynamic_growth_steps!r}"
-            )
+        check_int("dynamic_growth_steps", self.dynamic_growth_steps, 1)
         if getattr(self.inner, "loss_scale_factor", None) is not None:
             raise ValueError(
                 "LossScaleOptimizer sets the inner optimizer's loss scale itself; build the "

@@ -18,17 +18,11 @@ from jopt.transforms.learning_rate import adam_step_size
 from jopt.transforms.moments import ema_step
 from jopt.transforms.orthogonalize import newton_schulz
 from jopt.transforms.weight_decay import uses_weight_decay
-from jopt.validation import check_bool, check_number, check_strings
+from jopt.validation import check_bool, check_int, check_number, check_strings
 
 __all__ = ["Muon"]
 
 PyTree = Any
-
-
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r:.100}")
-    return value
 
 
 def _check_patterns(name: str, value: Any) -> tuple[str, ...] | None:
@@ -192,7 +186,7 @@ class Muon(Optimizer):
                 muon_c=check_number("muon_c", muon_c),
                 adam_lr_ratio=check_number("adam_lr_ratio", adam_lr_ratio, low=0.0),
                 momentum=check_number("momentum", momentum, 0.0, 1.0),
-                ns_steps=_check_int("ns_steps", ns_steps, 0),
+                ns_steps=check_int("ns_steps", ns_steps, 0),
                 nesterov=check_bool("nesterov", nesterov),
                 rms_rate=None
                 if rms_rate is None

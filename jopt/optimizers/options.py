@@ -11,7 +11,7 @@ from typing import Any, TypedDict
 
 import jax.numpy as jnp
 
-from jopt.validation import check_bool, check_number, check_strings
+from jopt.validation import check_bool, check_int, check_number, check_strings
 
 __all__ = ["OPTION_DEFAULTS", "OptimizerOptions", "validate_options"]
 
@@ -75,14 +75,6 @@ def _optional(name: str, value: Any, **bounds: Any) -> float | None:
     return None if value is None else check_number(name, value, **bounds)
 
 
-def _optional_int(name: str, value: Any, low: int) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be None or an integer >= {low}, got {value!r}")
-    return value
-
-
 def validate_options(options: dict[str, Any]) -> dict[str, Any]:
     """Returns every option, validated, in a fixed order; raises naming a bad one."""
     unknown = set(options) - set(OPTION_DEFAULTS)
@@ -119,14 +111,14 @@ def validate_options(options: dict[str, Any]) -> dict[str, Any]:
         "clipvalue": _optional("clipvalue", o["clipvalue"], low=0.0, low_open=True),
         "use_ema": check_bool("use_ema", o["use_ema"]),
         "ema_momentum": check_number("ema_momentum", o["ema_momentum"], 0.0, 1.0),
-        "ema_overwrite_frequency": _optional_int(
-            "ema_overwrite_frequency", o["ema_overwrite_frequency"], 1
+        "ema_overwrite_frequency": check_int(
+            "ema_overwrite_frequency", o["ema_overwrite_frequency"], 1, optional=True
         ),
         "loss_scale_factor": _optional(
             "loss_scale_factor", o["loss_scale_factor"], low=0.0, low_open=True
         ),
-        "gradient_accumulation_steps": _optional_int(
-            "gradient_accumulation_steps", o["gradient_accumulation_steps"], 2
+        "gradient_accumulation_steps": check_int(
+            "gradient_accumulation_steps", o["gradient_accumulation_steps"], 2, optional=True
         ),
         "exclude_from_weight_decay": exclude,
         "slot_dtypes": slot_dtypes,
