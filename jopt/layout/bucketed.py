@@ -170,7 +170,7 @@ class Bucketed:
         if _sharded(params):
             return BucketedState(self.inner.init(params), None)
         layout = self.layout(params)
-        offsets = jax.tree.map(jnp.asarray, layout.offsets())
+        offsets = layout.offsets()
         # Scalars follow the params as given (Nadam keeps its in the first leaf's dtype).
         inner = self.inner.init(layout.pack(params))._replace(
             scalars=self.inner.init_scalars(params)

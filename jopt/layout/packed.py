@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jopt.layout.packing import Layout
@@ -66,7 +65,7 @@ class Packed:
     def offsets(self) -> PyTree:
         """Each leaf's int32 start in its bucket, as device arrays in the params'
         structure: pass them to your jitted step and on to :meth:`unpack`."""
-        return jax.tree.map(jnp.asarray, self.layout.offsets())
+        return self.layout.offsets()
 
     def tree_flatten_with_keys(self) -> tuple[Any, Layout]:
         key = jax.tree_util.GetAttrKey("buckets")

@@ -138,9 +138,6 @@ class Layout:
         return self.treedef.unflatten(leaves)
 
     def offsets(self) -> PyTree:
-        """Each leaf's start in its bucket, as int32 scalars in the tree's structure."""
-        return self.treedef.unflatten([np.int32(place.offset) for place in self.places])
-
-    def zeros(self) -> dict[str, jax.Array]:
-        """Zeroed buckets of this layout."""
-        return {name: jnp.zeros((size,), dtype) for name, dtype, size in self.buckets}
+        """Each leaf's start in its bucket, as int32 scalar arrays in the tree's
+        structure: run-time values for :meth:`unpack`."""
+        return self.treedef.unflatten([jnp.int32(place.offset) for place in self.places])
