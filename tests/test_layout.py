@@ -328,3 +328,12 @@ def test_large_leaves_keep_a_bucket_of_their_own_with_the_same_numbers() -> None
     chex.assert_trees_all_equal(actual, expected)
     with pytest.raises(ValueError, match="max_leaf_size must be an integer >= 0"):
         bucketed(opt, max_leaf_size=-1)
+
+
+def test_summary_shows_the_layout_and_the_inner_state() -> None:
+    opt = bucketed(jopt.Adam(0.25))
+    text = str(jopt.summary(opt.init(_tree(0)), opt))
+    assert "5 leaves in flat buckets" in text  # w, b, k, s, h
+    assert "lr (next update)  0.25" in text
+    sharded_fallback = BucketedState(jopt.Adam(0.25).init(_tree(0)), None)
+    assert "per leaf (sharded params)" in str(jopt.summary(sharded_fallback, opt))
