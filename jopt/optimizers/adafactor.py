@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from typing_extensions import Unpack
 
-from jopt.base import OptimizerState, StepContext
+from jopt.base import StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
 from jopt.sharding import zeros_on_axes
@@ -148,8 +148,8 @@ class Adafactor(Optimizer):
         # "velocity" first: it has the params' shapes, so the base checks grads against it.
         return ("velocity", "r", "c")
 
-    def init(self, params: PyTree) -> OptimizerState:
-        """The base's state with ``"r"`` and ``"c"`` in their factored shapes.
+    def init_slot(self, name: str, param: jax.Array, dtype: Any, path: str) -> jax.Array:
+        """``"r"`` and ``"c"`` in their factored shapes, each kept axis split as the param's.
 
         Example:
             >>> import jax.numpy as jnp
@@ -158,21 +158,10 @@ class Adafactor(Optimizer):
             >>> r["w"].shape, c["w"].shape, r["b"].shape
             ((4, 2), (4, 3), ())
         """
-        state = super().init(params)
-
-        # Each slot keeps the dtype the base gave it; only the shape is factored, and
-        # each kept axis stays split as the param's is.
-        rows = jax.tree.map(
-            lambda p, slot: zeros_on_axes(p, _factored_axes(jnp.ndim(p))[0], slot.dtype),
-            params,
-            state.slots["r"],
-        )
-        cols = jax.tree.map(
-            lambda p, slot: zeros_on_axes(p, _factored_axes(jnp.ndim(p))[1], slot.dtype),
-            params,
-            state.slots["c"],
-        )
-        return state._replace(slots={**state.slots, "r": rows, "c": cols})
+        if name == "velocity":
+            return jnp.zeros_like(param, dtype)
+        rows, cols = _factored_axes(jnp.ndim(param))
+        return zeros_on_axes(param, rows if name == "r" else cols, dtype)
 
     def leaf_update(
         self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext

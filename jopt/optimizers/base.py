@@ -240,6 +240,16 @@ class Optimizer:
         """Optimizer-wide values kept in the state besides the step (e.g. a running product)."""
         return {}
 
+    def init_slot(self, name: str, param: jax.Array, dtype: Any, path: str) -> jax.Array:
+        """Slot ``name``'s initial value for one param leaf: zeros of the param's shape in
+        the slot's ``dtype``. A rule whose slot starts elsewhere (Adagrad's accumulator at
+        ``initial_accumulator_value``) or has another shape (Adafactor's factored moments)
+        overrides this, never ``init``, so every option and ``slot_dtypes`` still apply.
+        ``path`` is the leaf's ``jax.tree_util.keystr`` path."""
+        del name, path
+        # zeros_like, not zeros(shape): a slot stays on its param's devices and sharding.
+        return jnp.zeros_like(param, dtype)
+
     def begin_step(self, ctx: StepContext) -> StepContext:
         """Computes once per step what every leaf shares; may replace ``ctx.scalars``."""
         return ctx
@@ -294,9 +304,10 @@ class Optimizer:
         def slot(name: str) -> PyTree:
             if name == "master_weights":
                 return jax.tree.map(lambda p: jnp.asarray(p, jnp.float32), params)
-            # zeros_like, not zeros(shape): a slot stays on its param's devices and sharding.
-            return jax.tree.map(
-                lambda p: jnp.zeros_like(p, self.slot_dtype(name, jnp.result_type(p))),
+            return jax.tree_util.tree_map_with_path(
+                lambda path, p: self.init_slot(
+                    name, p, self.slot_dtype(name, jnp.result_type(p)), jax.tree_util.keystr(path)
+                ),
                 params,
             )
 

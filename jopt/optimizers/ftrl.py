@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
-from jopt.base import OptimizerState, StepContext
+from jopt.base import StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.accumulators import accumulate_square, constant_like
@@ -125,15 +125,12 @@ class Ftrl(Optimizer):
     def slot_names(self) -> tuple[str, ...]:
         return ("accumulator", "linear")
 
-    def init(self, params: PyTree) -> OptimizerState:
-        """As :meth:`Optimizer.init`, with the accumulator at ``initial_accumulator_value``."""
-        state = super().init(params)
-        return state._replace(
-            slots={
-                **state.slots,
-                "accumulator": constant_like(params, self.initial_accumulator_value),
-            }
-        )
+    def init_slot(self, name: str, param: jax.Array, dtype: Any, path: str) -> jax.Array:
+        """The accumulator starts at ``initial_accumulator_value``, in its slot's dtype."""
+        zeros = jnp.zeros_like(param, dtype)
+        if name == "accumulator":
+            return constant_like(zeros, self.initial_accumulator_value)
+        return zeros
 
     def leaf_update(
         self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
-from jopt.base import OptimizerState, StepContext
+from jopt.base import StepContext
 from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
 from jopt.sharding import replicate_like
@@ -221,19 +221,13 @@ class Muon(Optimizer):
     def slot_names(self) -> tuple[str, ...]:
         return ("momentum", "velocity")
 
-    def init(self, params: PyTree) -> OptimizerState:
-        """The base's state, with a ``"velocity"`` slot only on the leaves on the AdamW rule."""
-        state = super().init(params)
-
-        def velocity(path: Any, p: Any, slot: jax.Array) -> jax.Array:
-            if self.uses_adamw(jax.tree_util.keystr(path), len(jnp.shape(p))):
-                return slot
-            # A one-element placeholder: checkpointers refuse zero-size arrays (orbax),
-            # and no Muon-rule leaf (2-D) has this shape, so the rule stays readable.
-            return replicate_like(jnp.zeros((1,), slot.dtype), p)  # on the param's devices
-
-        velocities = jax.tree_util.tree_map_with_path(velocity, params, state.slots["velocity"])
-        return state._replace(slots={**state.slots, "velocity": velocities})
+    def init_slot(self, name: str, param: jax.Array, dtype: Any, path: str) -> jax.Array:
+        """A ``"velocity"`` slot only on the leaves on the AdamW rule."""
+        if name == "momentum" or self.uses_adamw(path, jnp.ndim(param)):
+            return jnp.zeros_like(param, dtype)
+        # A one-element placeholder: checkpointers refuse zero-size arrays (orbax),
+        # and no Muon-rule leaf (2-D) has this shape, so the rule stays readable.
+        return replicate_like(jnp.zeros((1,), dtype), param)  # on the param's devices
 
     def weight_decay_name(self, path: str, ndim: int) -> str | None:
         """The weight decay of the leaf at ``path`` of rank ``ndim``, as Keras's Muon
