@@ -16,27 +16,29 @@ name is exported and documented.
 """
 
 from jopt import layout, legacy, optimizers, schedules, sharding
-from jopt.apply import apply_gradients
-from jopt.base import (
+from jopt.composites.chain import Chain, chain
+from jopt.composites.groups import (
+    Partition,
+    PartitionState,
+    freeze,
+    partition,
+    set_group_hyperparams,
+)
+from jopt.core.compiled import apply_gradients
+from jopt.core.hyperparams import hyperparams, set_hyperparams
+from jopt.core.protocol import (
+    Applies,
+    Composite,
     GradientTransformation,
-    OptimizerState,
-    StepContext,
+    HasLearningRate,
+    LiveHyperparams,
+    PerLeafRule,
+    RuntimeConstants,
+    StateContainer,
     Transformation,
     apply_updates,
-    chain,
 )
-from jopt.blocks import (
-    Block,
-    add_decayed_weights,
-    clip_by_global_norm,
-    clip_by_norm,
-    clip_by_value,
-    ema,
-    scale,
-)
-from jopt.checkpoint import RestoreReport, restore_state
-from jopt.groups import Partition, PartitionState, freeze, partition, set_group_hyperparams
-from jopt.hyperparams import hyperparams, set_hyperparams
+from jopt.core.state import OptimizerState, StepContext
 from jopt.layout import Bucketed, BucketedState, bucketed
 from jopt.optimizers import (
     SGD,
@@ -59,9 +61,19 @@ from jopt.optimizers import (
     SkipNonFinite,
     SkipNonFiniteState,
 )
-from jopt.summaries import summary
-from jopt.sweeps import sweep_init
-from jopt.train_state import TrainState
+from jopt.tools.checkpoint import RestoreReport, restore_state
+from jopt.tools.summaries import summary
+from jopt.tools.sweeps import sweep_init
+from jopt.tools.train_state import TrainState
+from jopt.transforms import (
+    Block,
+    add_decayed_weights,
+    clip_by_global_norm,
+    clip_by_norm,
+    clip_by_value,
+    ema,
+    scale,
+)
 
 __version__ = "0.1.0"
 
@@ -73,13 +85,18 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adamax",
+    "Applies",
     "Block",
     "Bucketed",
     "BucketedState",
+    "Chain",
+    "Composite",
     "Ftrl",
     "GradientTransformation",
+    "HasLearningRate",
     "Lamb",
     "Lion",
+    "LiveHyperparams",
     "LossScaleOptimizer",
     "LossScaleState",
     "Muon",
@@ -88,11 +105,14 @@ __all__ = [
     "OptimizerState",
     "Partition",
     "PartitionState",
+    "PerLeafRule",
     "RMSprop",
     "RestoreReport",
+    "RuntimeConstants",
     "ScheduleFreeAdamW",
     "SkipNonFinite",
     "SkipNonFiniteState",
+    "StateContainer",
     "StepContext",
     "TrainState",
     "Transformation",

@@ -139,7 +139,7 @@ def test_mismatched_grads_name_the_path() -> None:
 @pytest.mark.parametrize("opt", [jopt.SGD(0.1, momentum=0.9), jopt.RMSprop(), jopt.Adam()])
 def test_donated_step_writes_each_output_into_its_own_input_buffer(opt: Any) -> None:
     """Each output aliases the input it replaces, so XLA adds no full-size copies."""
-    from jopt.apply import _compiled_donating
+    from jopt.core.compiled import _compiled_donating
 
     params = {f"w{i}": jnp.ones(1000) for i in range(4)}
     state = opt.init(params)

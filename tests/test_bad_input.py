@@ -469,12 +469,12 @@ for name, wrapper in (("SkipNonFinite", SKIP), ("LossScaleOptimizer", LSO)):
         f"{name}.apply expects the",
     )
     wrapper_cls = type(wrapper)
-    for bad in ("adam", None, jopt.freeze()):
+    for bad in ("adam", None):
         row(
             f"{name}(inner={bad!r})",
             lambda c=wrapper_cls, b=bad: c(b),
             TypeError,
-            f"{name}'s inner must be a jopt optimizer",
+            f"{name}'s inner must be a transformation with init and update",
         )
 row(
     "LossScaleOptimizer.scale_loss(state=None)",
@@ -503,7 +503,13 @@ row(
 )
 
 CHAIN = jopt.chain(jopt.clip_by_norm(1.0), jopt.Adam())
-row("chain('adam')", lambda: jopt.chain("adam"), TypeError, "chain argument '0' .* no init/update")
+row(
+    "chain('adam')",
+    lambda: jopt.chain("adam"),
+    TypeError,
+    "chain argument '0' .* must be a transformation with init and update",
+)
+row("freeze(1)", lambda: jopt.freeze(1), TypeError, "positional argument")
 row(
     "chain.update(state of another chain)",
     lambda: CHAIN.update(PARAMS, jopt.chain(jopt.Adam()).init(PARAMS), PARAMS),
@@ -522,7 +528,7 @@ PART_STATE = PART.init(PARAMS)
 for pattern, error, call in (
     ("partition expects a non-empty dict", TypeError, lambda: jopt.partition({}, "a")),
     (
-        r"transforms\['a'\] has no init/update",
+        r"transforms\['a'\] must be a transformation with init and update",
         TypeError,
         lambda: jopt.partition({"a": "adam"}, "a"),
     ),
@@ -673,13 +679,17 @@ for call, error, pattern in (
         TypeError,
         "on_change must be",
     ),
-    (lambda: jopt.restore_state("adam", ADAM_STATE, PARAMS), TypeError, "expects an optimizer"),
+    (
+        lambda: jopt.restore_state("adam", ADAM_STATE, PARAMS),
+        TypeError,
+        "restore_state.s opt must be a transformation",
+    ),
     (
         lambda: jopt.apply_gradients("adam", PARAMS, ADAM_STATE, PARAMS),
         TypeError,
-        "apply_gradients needs an optimizer with init/update",
+        "apply_gradients's optimizer must be a transformation with init and update",
     ),
-    (lambda: jopt.bucketed("adam"), TypeError, "bucketed expects a jopt optimizer"),
+    (lambda: jopt.bucketed("adam"), TypeError, "bucketed needs a per-leaf rule"),
     (lambda: jopt.bucketed(jopt.Lamb()), ValueError, "bucketed needs an elementwise rule"),
     (lambda: jopt.layout.pack({"w": "x"}), TypeError, r"tree\['w'\]"),
     (lambda: jopt.layout.pack({"w": jnp.arange(3)}), TypeError, r"tree\['w'\] has dtype int32"),
@@ -687,7 +697,7 @@ for call, error, pattern in (
     (
         lambda: jopt.TrainState.create(params=PARAMS, opt="adam"),
         TypeError,
-        "opt must be an optimizer",
+        "opt must be a transformation with init and update",
     ),
     (
         lambda: jopt.TrainState.create(params=BAD_PARAMS[0][1], opt=ADAM),
@@ -732,6 +742,15 @@ def test_none_leaves_pass_through_and_python_floats_are_params() -> None:
 
 # Data types (states, configurations) take no arguments a user passes wrongly by hand.
 NOT_CALLED_WITH_USER_INPUT = {
+    # The capabilities are abstract bases and protocols: declared, never called.
+    "Applies",
+    "Composite",
+    "HasLearningRate",
+    "LiveHyperparams",
+    "PerLeafRule",
+    "RuntimeConstants",
+    "StateContainer",
+    "Chain",  # built by jopt.chain, whose arguments have rows
     "Block",
     "Bucketed",
     "BucketedState",

@@ -254,7 +254,7 @@ def test_a_non_slot_value_of_another_shape_or_dtype_is_refused_naming_it() -> No
         jopt.restore_state(opt, saved, p0)
     with pytest.raises(TypeError, match="on_change"):
         jopt.restore_state(opt, opt.init(p0), p0, on_change="raise")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="expects an optimizer"):
+    with pytest.raises(TypeError, match="must be a transformation with init and update"):
         jopt.restore_state("adam", opt.init(p0), p0)  # type: ignore[arg-type]
 
 

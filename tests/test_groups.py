@@ -20,7 +20,7 @@ import optax
 import pytest
 
 import jopt
-from jopt.groups import (
+from jopt.composites.groups import (
     Freeze,
     Partition,
     PartitionState,
@@ -404,7 +404,11 @@ PARAMS = {"enc": {"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)}}
         (lambda: partition(TWO, [("(", "adam")]), ValueError, "not a valid regular"),
         (lambda: partition(TWO, {"enc": "adam"}, default="sgd"), TypeError, "default"),
         (lambda: partition(TWO, [("k", "adam")], default="x"), ValueError, "'x' .the default"),
-        (lambda: partition({"a": "adam"}, "a"), TypeError, r"transforms\['a'\] has no init"),
+        (
+            lambda: partition({"a": "adam"}, "a"),
+            TypeError,
+            r"transforms\['a'\] must be a transformation with init",
+        ),
         (lambda: partition({}, "a"), TypeError, "non-empty dict"),
         (lambda: partition(TWO, {"enc": 3}), TypeError, r"labels\['enc'\] must be a label"),
     ],

@@ -139,7 +139,7 @@ def test_rules_that_read_a_leaf_whole_are_refused(opt: Any) -> None:
 
 
 def test_non_optimizers_are_refused() -> None:
-    with pytest.raises(TypeError, match="jopt optimizer"):
+    with pytest.raises(TypeError, match="per-leaf rule"):
         Bucketed(jopt.chain())  # type: ignore[arg-type]
 
 

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 import jopt
+from jopt.formulas.orthogonalize import newton_schulz
 from jopt.optimizers.adafactor import Adafactor
 from jopt.optimizers.muon import Muon
 from jopt.optimizers.schedule_free import ScheduleFreeAdamW
-from jopt.transforms.orthogonalize import newton_schulz
 from tests.keras_oracle import assert_config_matches_keras, jopt_run, keras_run
 from tests.problems import SHAPES, STEPS, make_problem, relative_error
 

@@ -26,7 +26,7 @@ import pytest
 
 import jopt
 from jopt import demo
-from jopt.sweeps import sweep_init
+from jopt.tools.sweeps import sweep_init
 from tests.problems import relative_error
 
 ROOT = Path(__file__).parent.parent

@@ -120,7 +120,7 @@ def test_a_skipped_step_is_not_counted_as_keras_loss_scale_iterations() -> None:
     np.testing.assert_array_equal(state.params["w"], [0.0, 0.0])
 
 
-def test_partition_lr_is_each_groups_rate_and_a_chain_says_it_has_none() -> None:
+def test_partition_lr_is_each_groups_rate_and_a_chain_reports_its_members() -> None:
     params = {"kernel": jnp.ones((2, 2)), "bias": jnp.zeros(2), "embed": jnp.ones(3)}
     tx = jopt.partition(
         {"adam": jopt.Adam(1e-3), "sgd": jopt.SGD(0.1), "frozen": jopt.freeze()},
@@ -133,9 +133,12 @@ def test_partition_lr_is_each_groups_rate_and_a_chain_says_it_has_none() -> None
     chained = jopt.TrainState.create(params, jopt.chain(jopt.clip_by_norm(1.0), jopt.SGD(0.1)))
     chained = chained.apply_gradients(params)
     assert int(chained.step) == 1
-    with pytest.raises(TypeError, match="no learning rate"):
-        _ = chained.lr
-    assert "lr=" not in repr(chained) and "chain(clip_by_norm, sgd)" in repr(chained)
+    # A chain reports the rate of its one member that has one (issue 13).
+    chex.assert_trees_all_close(chained.lr, 0.1)
+    assert "lr=0.1, opt=chain(clip_by_norm=clip_by_norm(1.0), sgd=SGD(" in repr(chained)
+    unrated = jopt.TrainState.create(params, jopt.chain(jopt.clip_by_norm(1.0)))
+    with pytest.raises(TypeError, match="reports a learning rate"):
+        _ = unrated.lr
 
 
 def test_set_hyperparams_changes_the_rate_without_recompiling_and_checks_values() -> None:
@@ -152,7 +155,7 @@ def test_set_hyperparams_changes_the_rate_without_recompiling_and_checks_values(
 
 
 def test_bad_input_names_what_is_wrong() -> None:
-    with pytest.raises(TypeError, match="opt must be an optimizer with init/update"):
+    with pytest.raises(TypeError, match="opt must be a transformation with init and update"):
         jopt.TrainState.create({"w": jnp.ones(2)}, 0.1)  # type: ignore[arg-type]
     state = jopt.TrainState.create({"enc": {"w": jnp.ones(2), "b": jnp.ones(1)}}, jopt.Adam())
     with pytest.raises(ValueError, match=r"\['enc'\]\['b'\]"):

@@ -6,16 +6,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from jopt.base import OptimizerState
+from jopt.composites.delegation import WrapsOne
+from jopt.core.protocol import Applies, Composite, PerLeafRule, RuntimeConstants
+from jopt.core.pytrees import check_same_tree
+from jopt.core.state import OptimizerState, html_state, pretty_state
+from jopt.core.validation import check_int
 from jopt.layout.packing import Layout, Place
-from jopt.optimizers.base import Optimizer
-from jopt.pytrees import check_same_tree
-from jopt.validation import check_int
 
 __all__ = ["Bucketed", "BucketedState", "bucketed"]
 
@@ -44,6 +46,22 @@ class BucketedState(NamedTuple):
     inner: OptimizerState
     offsets: PyTree | None
 
+    def children(self) -> Mapping[str, Any]:
+        """``{".inner": inner}``."""
+        return {".inner": self.inner}
+
+    def counters(self) -> Mapping[str, Any]:
+        """``{"layout": how the leaves are packed}``."""
+        if self.offsets is None:
+            return {"layout": "per leaf (sharded params)"}
+        return {"layout": f"{len(jax.tree.leaves(self.offsets))} leaves in flat buckets"}
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        pretty_state(self, p, cycle)
+
+    def _repr_html_(self) -> str:
+        return html_state(self)
+
 
 def _sharded(params: PyTree) -> bool:
     """True when a leaf is a concrete array spread over more than one device."""
@@ -56,7 +74,7 @@ def _sharded(params: PyTree) -> bool:
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class Bucketed:
+class Bucketed(WrapsOne, Applies, RuntimeConstants):
     """An elementwise optimizer applied to flat buckets of leaves: fewer, longer kernels.
 
     Same rule, same numbers: the leaves of each dtype (and weight-decay group) are
@@ -100,27 +118,25 @@ class Bucketed:
                [0.1, 0.1]], dtype=float32)
     """
 
-    inner: Optimizer
+    inner: Any
     max_leaf_size: int = 1 << 16
 
     def __post_init__(self) -> None:
         check_int("max_leaf_size", self.max_leaf_size, 0)
-        if not isinstance(self.inner, Optimizer):
-            raise TypeError(f"bucketed expects a jopt optimizer, got {type(self.inner).__name__}")
-        if not self.inner.elementwise:
-            raise ValueError(
-                f"bucketed needs an elementwise rule; {type(self.inner).__name__}'s reads "
-                "each leaf's shape or norm, so it runs per leaf: use it directly"
+        if not isinstance(self.inner, PerLeafRule):
+            raise TypeError(
+                f"bucketed needs a per-leaf rule (the PerLeafRule capability of jopt's "
+                f"optimizers, e.g. jopt.Adam()), got {self.inner!r:.100} "
+                f"({type(self.inner).__name__})"
             )
-        if self.inner.clipnorm:
-            raise ValueError(
-                "bucketed cannot apply clipnorm (a norm per leaf); use global_clipnorm, "
-                "or the optimizer directly"
-            )
+        refusal = self.inner.bucket_refusal()
+        if refusal is not None:
+            raise ValueError(refusal)
 
     @property
     def name(self) -> str:
-        return self.inner.name
+        """The inner optimizer's name."""
+        return str(self.inner.name)
 
     def __repr__(self) -> str:
         extra = "" if self.max_leaf_size == 1 << 16 else f", max_leaf_size={self.max_leaf_size}"
@@ -187,7 +203,7 @@ class Bucketed:
             return updates, BucketedState(inner, None)
         layout = self._check(grads, state, params)
         flat_params = None if params is None else layout.pack(params)
-        updates, _, inner = self.inner._run(
+        updates, _, inner = self.inner.run(
             layout.pack(grads), state.inner, flat_params, False, self._decay_names(layout)
         )
         return layout.unpack(updates, state.offsets), BucketedState(inner, state.offsets)
@@ -205,14 +221,14 @@ class Bucketed:
         decay_names = self._decay_names(layout)
         if self._assigns(params):
             # The rule's own new values (decayed, assigned, averaged or widened params).
-            _, new_flat, inner = opt._run(
+            _, new_flat, inner = opt.run(
                 flat_grads, state.inner, layout.pack(params), True, decay_names
             )
             new_params = layout.unpack(new_flat, state.offsets)
         else:
             # new = param + update, as the per-leaf rule computes it: no packed params.
-            needs_params = opt.use_ema
-            updates, _, inner = opt._run(
+            needs_params = opt.reads_params()
+            updates, _, inner = opt.run(
                 flat_grads,
                 state.inner,
                 layout.pack(params) if needs_params else None,
@@ -254,28 +270,27 @@ class Bucketed:
         layout = self.layout(params)
         return {name: layout.unpack(flat) for name, flat in state.inner.slots.items()}
 
-    def lr(self, step_or_state: Any = None) -> jax.Array:
-        """The learning rate (see :meth:`jopt.Optimizer.lr`); takes this wrapper's state."""
-        if isinstance(step_or_state, BucketedState):
-            step_or_state = step_or_state.inner
-        return self.inner.lr(step_or_state)
+    # ---- capabilities ---------------------------------------------------------------
 
-    def apply_gradients(
-        self,
-        grads: Any,
-        state: BucketedState,
-        params: PyTree | None = None,
-        *,
-        donate: bool = False,
-    ) -> tuple[Any, BucketedState]:
-        """One compiled update; see :func:`jopt.apply_gradients`."""
-        from jopt.apply import apply_gradients
+    def split_constants(self, state: BucketedState) -> tuple[PyTree, PyTree]:
+        """``(inner state, offsets)``: the offsets never change after ``init``."""
+        return state.inner, state.offsets
 
-        return apply_gradients(self, grads, state, params, donate=donate)
+    def join_constants(self, changing: PyTree, constants: PyTree) -> BucketedState:
+        """The state from the inner state and the offsets."""
+        return BucketedState(changing, constants)
 
 
-def bucketed(opt: Optimizer, max_leaf_size: int = 1 << 16) -> Bucketed:
+def bucketed(opt: Any, max_leaf_size: int = 1 << 16) -> Any:
     """``opt`` run on flat buckets of leaves, with the same numbers: see :class:`Bucketed`.
+
+    A composite (a wrapper such as :class:`jopt.SkipNonFinite`, a partition, a chain)
+    keeps its place and has each member that is a per-leaf rule bucketed instead:
+    ``bucketed(SkipNonFinite(Adam()))`` is ``SkipNonFinite(bucketed(Adam()))``.
+
+    Raises:
+        TypeError: ``opt`` neither is nor holds a per-leaf rule (an optax transformation).
+        ValueError: a rule or option that reads a leaf's shape or norm.
 
     Example:
         >>> import jax.numpy as jnp, jopt
@@ -286,4 +301,18 @@ def bucketed(opt: Optimizer, max_leaf_size: int = 1 << 16) -> Bucketed:
         >>> params[3]
         Array([0.9, 0.9, 0.9], dtype=float32)
     """
+    if isinstance(opt, Composite) and not isinstance(opt, Bucketed):
+        members = opt.members()
+        laid = {
+            key: bucketed(m, max_leaf_size)
+            if isinstance(m, PerLeafRule | Composite) and not isinstance(m, Bucketed)
+            else m
+            for key, m in members.items()
+        }
+        if all(laid[k] is members[k] for k in members):
+            raise TypeError(
+                f"bucketed: no member of {opt!r:.100} is a per-leaf rule (the PerLeafRule "
+                "capability of jopt's optimizers) to lay out in buckets"
+            )
+        return opt.replace_members(laid)
     return Bucketed(opt, max_leaf_size)

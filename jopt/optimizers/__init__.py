@@ -1,23 +1,23 @@
-"""The Keras optimizer classes: a short module each, composing :mod:`jopt.transforms`."""
+"""The Keras optimizer classes: a short module each, composing :mod:`jopt.formulas`."""
 
+from jopt.composites.wrappers import (
+    LossScaleOptimizer,
+    LossScaleState,
+    SkipNonFinite,
+    SkipNonFiniteState,
+)
 from jopt.optimizers.adadelta import Adadelta
 from jopt.optimizers.adafactor import Adafactor
 from jopt.optimizers.adagrad import Adagrad
 from jopt.optimizers.adam import Adam
 from jopt.optimizers.adamax import Adamax
 from jopt.optimizers.adamw import AdamW
-from jopt.optimizers.base import Optimizer
 from jopt.optimizers.ftrl import Ftrl
 from jopt.optimizers.lamb import Lamb
 from jopt.optimizers.lion import Lion
-from jopt.optimizers.loss_scale import (
-    LossScaleOptimizer,
-    LossScaleState,
-    SkipNonFinite,
-    SkipNonFiniteState,
-)
 from jopt.optimizers.muon import Muon
 from jopt.optimizers.nadam import Nadam
+from jopt.optimizers.optimizer import Optimizer
 from jopt.optimizers.rmsprop import RMSprop
 from jopt.optimizers.schedule_free import ScheduleFreeAdamW
 from jopt.optimizers.serialization import deserialize, get, serialize

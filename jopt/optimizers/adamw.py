@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing_extensions import Unpack
 
 from jopt.optimizers.adam import Adam
-from jopt.optimizers.base import LearningRate, default
+from jopt.optimizers.optimizer import LearningRate, default
 from jopt.optimizers.options import OptimizerOptions
 
 __all__ = ["AdamW"]

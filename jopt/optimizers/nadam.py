@@ -9,11 +9,11 @@ import jax.numpy as jnp
 from jax import lax
 from typing_extensions import Unpack
 
-from jopt.base import StepContext
-from jopt.optimizers.base import LearningRate, Optimizer, default
+from jopt.core.state import StepContext
+from jopt.core.validation import check_epsilon, check_number
+from jopt.formulas.moments import ema_step
+from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
-from jopt.transforms.moments import ema_step
-from jopt.validation import check_epsilon, check_number
 
 __all__ = ["Nadam"]
 
@@ -112,9 +112,10 @@ class Nadam(Optimizer):
         return ("momentum", "velocity")
 
     def init_scalars(self, params: PyTree) -> dict[str, jax.Array]:
-        """Keras keeps ``u_product`` in its first variable's dtype: here the first leaf's."""
+        """Keras keeps ``u_product`` in its first variable's dtype: here the dtype the
+        first leaf's rule runs in (float32 with master weights or wider slots)."""
         leaves = jax.tree.leaves(params)
-        dtype = jnp.result_type(leaves[0]) if leaves else jnp.float32
+        dtype = self.compute_dtype(jnp.result_type(leaves[0])) if leaves else jnp.float32
         return {"u_product": jnp.ones([], dtype)}
 
     def begin_step(self, ctx: StepContext) -> StepContext:

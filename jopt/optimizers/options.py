@@ -11,7 +11,7 @@ from typing import Any, TypedDict
 
 import jax.numpy as jnp
 
-from jopt.validation import check_bool, check_int, check_number, check_strings
+from jopt.core.validation import check_bool, check_int, check_number, check_strings
 
 __all__ = ["OPTION_DEFAULTS", "OptimizerOptions", "validate_options"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from jopt.optimizers.base import Optimizer
-from jopt.optimizers.loss_scale import LossScaleOptimizer, SkipNonFinite
+from jopt.composites.wrappers import LossScaleOptimizer, SkipNonFinite
+from jopt.optimizers.optimizer import Optimizer
 
 __all__ = ["deserialize", "get", "serialize"]
 

@@ -7,11 +7,11 @@ from typing import Any
 import jax
 from typing_extensions import Unpack
 
-from jopt.base import StepContext
-from jopt.optimizers.base import LearningRate, Optimizer, default
+from jopt.core.state import StepContext
+from jopt.core.validation import check_bool, check_number
+from jopt.formulas.momentum import nesterov_update, velocity
+from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
-from jopt.transforms.momentum import nesterov_update, velocity
-from jopt.validation import check_bool, check_number
 
 __all__ = ["SGD"]
 

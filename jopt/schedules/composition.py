@@ -10,7 +10,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jopt.schedules.base import (
+from jopt.core.validation import check_number, check_numbers
+from jopt.schedules.schedule import (
     LearningRateSchedule,
     Schedule,
     _as_float_step,
@@ -18,7 +19,6 @@ from jopt.schedules.base import (
     deserialize,
     serialize,
 )
-from jopt.validation import check_number, check_numbers
 
 __all__ = ["Constant", "Join", "Warmup", "constant", "join", "warmup"]
 

@@ -1,4 +1,9 @@
-"""apply_gradients: one compiled update step, cached, with optional buffer donation."""
+"""apply_gradients: one compiled update step, cached, with optional buffer donation.
+
+It dispatches only on the declared capabilities (:mod:`jopt.core.protocol`): any
+transformation steps here, with its own arithmetic when it :class:`Applies` it, and a
+state with :class:`RuntimeConstants` passes those in without returning them.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,16 @@ from typing import Any
 
 import jax
 
-from jopt.base import Transformation, apply_updates
-from jopt.groups import Partition
-from jopt.layout.bucketed import Bucketed, BucketedState
-from jopt.optimizers.base import Optimizer
-from jopt.optimizers.loss_scale import _Wrapper
-from jopt.pytrees import check_same_tree
-from jopt.validation import check_bool
+from jopt.core.protocol import (
+    RuntimeConstants,
+    Transformation,
+    apply_step,
+    require_transformation,
+)
+from jopt.core.pytrees import check_same_tree
+from jopt.core.validation import check_bool
 
-__all__ = ["apply_gradients"]
+__all__ = ["CompiledStep", "apply_gradients"]
 
 PyTree = Any
 
@@ -22,11 +28,8 @@ PyTree = Any
 def _step(
     tx: Transformation, grads: PyTree, params: PyTree, state: PyTree
 ) -> tuple[PyTree, PyTree]:
-    # Keras's arithmetic for the new params (each group's own in a partition).
-    if isinstance(tx, Optimizer | _Wrapper | Partition | Bucketed):
-        return tx.apply(grads, state, params)
-    updates, state = tx.update(grads, state, params)
-    return apply_updates(params, updates), state
+    # Keras's arithmetic for the new params where the transformation has it.
+    return apply_step(tx, grads, state, params)
 
 
 # The optimizer is a static argument: it is frozen and hashable, and equal optimizers
@@ -79,18 +82,18 @@ def _explicit(sharding: Any) -> bool:
     return any(t == jax.sharding.AxisType.Explicit for t in types)
 
 
-def _step_keeping_offsets(
-    tx: Bucketed, grads: PyTree, params: PyTree, inner: PyTree, offsets: PyTree
+def _step_keeping_constants(
+    tx: Any, grads: PyTree, params: PyTree, changing: PyTree, constants: PyTree
 ) -> tuple[PyTree, PyTree]:
-    new_params, state = tx.apply(grads, BucketedState(inner, offsets), params)
-    return new_params, state.inner
+    new_params, state = apply_step(tx, grads, tx.join_constants(changing, constants), params)
+    return new_params, tx.split_constants(state)[0]
 
 
-# A bucketed state's offsets never change: passed in but not returned, they cost no
-# output buffer (jit copies every returned input, one small kernel per leaf).
-_compiled_bucketed = jax.jit(_step_keeping_offsets, static_argnums=0)
-_compiled_donating_bucketed = jax.jit(
-    _step_keeping_offsets, static_argnums=0, donate_argnums=(2, 3)
+# A state's run-time constants (bucketed offsets) never change: passed in but not
+# returned, they cost no output buffer (jit copies every returned input, a kernel each).
+_compiled_constants = jax.jit(_step_keeping_constants, static_argnums=0)
+_compiled_donating_constants = jax.jit(
+    _step_keeping_constants, static_argnums=0, donate_argnums=(2, 3)
 )
 
 
@@ -158,8 +161,7 @@ def apply_gradients(
         >>> params["w"], int(state.step)
         (Array([0.5, 0.5], dtype=float32), 1)
     """
-    if not (hasattr(tx, "init") and hasattr(tx, "update")):
-        raise TypeError(f"apply_gradients needs an optimizer with init/update, got {tx!r:.100}")
+    require_transformation(tx, "apply_gradients's optimizer")
     check_bool("donate", donate)
     keras_form = params is None
     if keras_form:
@@ -169,10 +171,11 @@ def apply_gradients(
         _check_not_shared(grads, params, state)
     if _is_traced((grads, state, params)):
         new_params, state = _step(tx, grads, params, state)
-    elif isinstance(state, BucketedState) and state.offsets is not None:
-        step = _compiled_donating_bucketed if donate else _compiled_bucketed
-        new_params, inner = step(tx, grads, params, state.inner, state.offsets)
-        state = BucketedState(inner, state.offsets)
+    elif isinstance(tx, RuntimeConstants) and (parts := tx.split_constants(state))[1] is not None:
+        changing, constants = parts
+        step = _compiled_donating_constants if donate else _compiled_constants
+        new_params, changing = step(tx, grads, params, changing, constants)
+        state = tx.join_constants(changing, constants)
     elif (layout := _layout(params, state)) is not None:
         step_in = _compiled_donating_in_layout if donate else _compiled_in_layout
         new_params, state = step_in(tx, layout, grads, params, state)
@@ -180,3 +183,17 @@ def apply_gradients(
         step = _compiled_donating if donate else _compiled
         new_params, state = step(tx, grads, params, state)
     return (list(new_params) if keras_form else new_params), state
+
+
+class CompiledStep:
+    """Gives a transformation the method form ``tx.apply_gradients(grads, state, params)``
+    of :func:`apply_gradients` (every jopt optimizer, wrapper, layout and composite)."""
+
+    def apply_gradients(
+        self, grads: Any, state: Any, params: PyTree | None = None, *, donate: bool = False
+    ) -> tuple[Any, Any]:
+        """One compiled update: returns ``(new_params, new_state)``.
+
+        See :func:`jopt.apply_gradients` for the forms accepted and for donation.
+        """
+        return apply_gradients(self, grads, state, params, donate=donate)  # type: ignore[arg-type]

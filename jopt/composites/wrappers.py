@@ -25,16 +25,18 @@ The step count advances either way. Guard a run with :class:`SkipNonFinite` (or
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from jopt.base import OptimizerState
-from jopt.optimizers.base import Optimizer
-from jopt.pytrees import check_float_leaves
-from jopt.sharding import replicate_like
-from jopt.validation import check_int, check_number
+from jopt.composites.delegation import WrapsOne
+from jopt.core.placement import replicate_like
+from jopt.core.protocol import Applies, apply_step, require_transformation
+from jopt.core.pytrees import check_float_leaves
+from jopt.core.state import html_state, pretty_state
+from jopt.core.validation import check_int, check_number
 
 __all__ = ["LossScaleOptimizer", "LossScaleState", "SkipNonFinite", "SkipNonFiniteState"]
 
@@ -51,31 +53,27 @@ def _select(keep_new: jax.Array | bool, new: PyTree, old: PyTree) -> PyTree:
     return jax.tree.map(lambda n, o: jnp.where(keep_new, n, o), new, old)
 
 
-class _Wrapper:
-    """Shared protocol plumbing of the wrappers: frozen config, lr, apply_gradients."""
+class Wrapper(WrapsOne, Applies):
+    """What the non-finite wrappers share: any inner transformation, a frozen config,
+    the guarded ``update``/``apply``, ``lr`` and ``apply_gradients`` through the inner."""
 
-    inner: Optimizer
+    inner: Any
+    #: The state type this wrapper's ``init`` makes.
+    state_type: ClassVar[type]
 
     def __post_init__(self) -> None:
-        from jopt.layout.bucketed import Bucketed  # the layouts import this package
-
-        if not isinstance(self.inner, Optimizer | Bucketed):
-            raise TypeError(
-                f"{type(self).__name__}'s inner must be a jopt optimizer (jopt.Adam(), ...), "
-                f"got {self.inner!r:.100} ({type(self.inner).__name__})"
-            )
+        require_transformation(self.inner, f"{type(self).__name__}'s inner")
 
     def init(self, params: PyTree) -> Any:
         """The wrapper's initial state; each wrapper defines it."""
         raise NotImplementedError
 
     def _check_state(self, state: Any, what: str) -> None:
-        expected = SkipNonFiniteState if isinstance(self, SkipNonFinite) else LossScaleState
-        if not isinstance(state, expected):
+        if not isinstance(state, self.state_type):
             raise TypeError(
-                f"{type(self).__name__}.{what} expects the {expected.__name__} made by its "
-                f"init, got {type(state).__name__}: a state of another (unwrapped or "
-                "differently wrapped) optimizer"
+                f"{type(self).__name__}.{what} expects the {self.state_type.__name__} made "
+                f"by its init, got {type(state).__name__}: a state of another (unwrapped "
+                "or differently wrapped) optimizer"
             )
 
     def update(
@@ -90,7 +88,9 @@ class _Wrapper:
     def apply(self, grads: PyTree, state: Any, params: PyTree) -> tuple[PyTree, Any]:
         """Returns ``(new_params, new_state)``; a skipped step returns ``params`` as they are."""
         self._check_state(state, "apply")
-        return self._guarded(lambda g, s: self.inner.apply(g, s, params), params, grads, state)
+        return self._guarded(
+            lambda g, s: apply_step(self.inner, g, s, params), params, grads, state
+        )
 
     def _guarded(self, step: Any, skipped: PyTree, grads: PyTree, state: Any) -> Any:
         """Runs ``step(grads, inner_state) -> (result, inner_state)`` when ``grads`` are
@@ -106,21 +106,6 @@ class _Wrapper:
         ]
         return f"{type(self).__name__}({', '.join(shown)})"
 
-    def lr(self, step_or_state: Any = None) -> jax.Array:
-        """The inner optimizer's learning rate (see :meth:`Optimizer.lr`); a state of this
-        wrapper reports the rate of its inner state."""
-        if isinstance(step_or_state, SkipNonFiniteState | LossScaleState):
-            step_or_state = step_or_state.inner
-        return self.inner.lr(step_or_state)
-
-    def apply_gradients(
-        self, grads: Any, state: Any, params: PyTree | None = None, *, donate: bool = False
-    ) -> tuple[Any, Any]:
-        """One compiled update; see :func:`jopt.apply_gradients`."""
-        from jopt.apply import apply_gradients
-
-        return apply_gradients(self, grads, state, params, donate=donate)
-
 
 class SkipNonFiniteState(NamedTuple):
     """``inner``: the wrapped optimizer's state; ``skipped``: int32 count of skipped steps.
@@ -132,12 +117,26 @@ class SkipNonFiniteState(NamedTuple):
         (0, 0)
     """
 
-    inner: OptimizerState
+    inner: Any
     skipped: jax.Array
+
+    def children(self) -> Mapping[str, Any]:
+        """``{".inner": inner}``."""
+        return {".inner": self.inner}
+
+    def counters(self) -> Mapping[str, Any]:
+        """``{"skipped": skipped}``."""
+        return {"skipped": self.skipped}
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        pretty_state(self, p, cycle)
+
+    def _repr_html_(self) -> str:
+        return html_state(self)
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class SkipNonFinite(_Wrapper):
+class SkipNonFinite(Wrapper):
     """Skips every update whose gradients hold NaN or Inf, and counts the skipped steps.
 
     Rule: if all gradients are finite, the inner optimizer's update; otherwise params,
@@ -157,11 +156,14 @@ class SkipNonFinite(_Wrapper):
         (Array([1., 1.], dtype=float32), 1, 0)
     """
 
-    inner: Optimizer
+    inner: Any
+    state_type: ClassVar[type] = SkipNonFiniteState
 
     @property
     def name(self) -> str:
-        return self.inner.name
+        """The inner transformation's name (Keras's), so a chain names it alike."""
+        name = getattr(self.inner, "name", None)
+        return name if isinstance(name, str) else "skip_non_finite"
 
     def init(self, params: PyTree) -> SkipNonFiniteState:
         """The inner state and a zero skip count."""
@@ -189,13 +191,27 @@ class LossScaleState(NamedTuple):
         (32768.0, 0)
     """
 
-    inner: OptimizerState
+    inner: Any
     scale: jax.Array
     step_counter: jax.Array
 
+    def children(self) -> Mapping[str, Any]:
+        """``{".inner": inner}``."""
+        return {".inner": self.inner}
+
+    def counters(self) -> Mapping[str, Any]:
+        """``{"scale": scale, "step_counter": step_counter}``."""
+        return {"scale": self.scale, "step_counter": self.step_counter}
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        pretty_state(self, p, cycle)
+
+    def _repr_html_(self) -> str:
+        return html_state(self)
+
 
 @dataclasses.dataclass(frozen=True, repr=False, init=False)
-class LossScaleOptimizer(_Wrapper):
+class LossScaleOptimizer(Wrapper):
     """Keras's dynamic loss scaling around an optimizer.
 
     Multiply the loss by ``opt.scale_loss(loss, state)`` (the current scale) before
@@ -226,17 +242,17 @@ class LossScaleOptimizer(_Wrapper):
         True
     """
 
-    inner: Optimizer
+    inner: Any
     initial_scale: float = 32768.0
     dynamic_growth_steps: int = 2000
 
     def __init__(
         self,
-        inner: Optimizer | None = None,
+        inner: Any = None,
         initial_scale: float = 32768.0,
         dynamic_growth_steps: int = 2000,
         *,
-        inner_optimizer: Optimizer | None = None,
+        inner_optimizer: Any = None,
     ) -> None:
         if inner is not None and inner_optimizer is not None:
             raise TypeError(
@@ -258,8 +274,11 @@ class LossScaleOptimizer(_Wrapper):
                 "inner optimizer without loss_scale_factor"
             )
 
+    state_type: ClassVar[type] = LossScaleState
+
     @property
     def name(self) -> str:
+        """Keras's name, ``"loss_scale_optimizer"``."""
         return "loss_scale_optimizer"
 
     def init(self, params: PyTree) -> LossScaleState:

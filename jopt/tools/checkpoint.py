@@ -34,7 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jopt.base import OptimizerState, Transformation
+from jopt.core.protocol import Transformation, require_transformation
+from jopt.core.state import OptimizerState
 
 __all__ = ["RestoreReport", "restore_state"]
 
@@ -61,7 +62,7 @@ class RestoreReport:
     ``str(report)`` is the message :func:`restore_state` warns or raises with.
 
     Example:
-        >>> from jopt.checkpoint import RestoreReport
+        >>> from jopt.tools.checkpoint import RestoreReport
         >>> report = RestoreReport(kept=("['a']",), new=("['b']",))
         >>> report.changed
         True
@@ -353,10 +354,7 @@ def restore_state(
     """
     if on_change not in ("warn", "error", "ignore"):
         raise TypeError(f"on_change must be 'warn', 'error' or 'ignore', got {on_change!r}")
-    if not (hasattr(opt, "init") and hasattr(opt, "update")):
-        raise TypeError(
-            f"restore_state expects an optimizer or transformation as opt, got {type(opt).__name__}"
-        )
+    require_transformation(opt, "restore_state's opt")
     restorer = _Restorer(opt, params)
     state = restorer.tree(opt.init(params), saved_state, "")
     report = restorer.report()

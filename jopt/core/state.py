@@ -1,63 +1,64 @@
-"""The protocol: a transformation is a pure ``(init, update)`` pair, as in optax.
-
-Everything in jopt speaks it, and so does every optax transformation, so the two
-compose both ways: a jopt optimizer goes into ``optax.chain`` and an optax transform
-goes into :func:`jopt.chain`.
-"""
+"""The state types: every optimizer's :class:`OptimizerState`, the per-step
+:class:`StepContext` its rule reads, the step count's one increment, and how states
+display in IPython."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jopt.pytrees import check_float_leaves, check_same_tree
-from jopt.transforms.numerics import nonzero
+from jopt.formulas.numerics import nonzero
 
 __all__ = [
-    "GradientTransformation",
     "OptimizerState",
     "StepContext",
-    "Transformation",
-    "apply_updates",
-    "chain",
+    "html_state",
+    "next_step",
+    "pretty_state",
+    "set_state_display",
 ]
 
 PyTree = Any
 
-
-@runtime_checkable
-class Transformation(Protocol):
-    """Anything with optax's two methods: a jopt optimizer, a jopt chain, an optax transform."""
-
-    def init(self, params: PyTree) -> PyTree: ...
-
-    # Positional-only: implementations name the first argument grads or updates.
-    def update(
-        self, updates: PyTree, state: PyTree, params: PyTree | None = None, /
-    ) -> tuple[PyTree, PyTree]: ...
+_INT32_MAX = int(np.iinfo(np.int32).max)
 
 
-class GradientTransformation(NamedTuple):
-    """A pure ``(init, update)`` pair; the same shape as ``optax.GradientTransformation``.
-
-    ``state = init(params)``; ``updates, state = update(grads, state, params=None)``;
-    then ``params = apply_updates(params, updates)``.
+def next_step(step: jax.Array) -> jax.Array:
+    """``step + 1``, saturating at the int32 maximum (a step count never wraps negative).
 
     Example:
-        >>> import jax, jax.numpy as jnp, jopt
-        >>> halve = jopt.GradientTransformation(
-        ...     init=lambda params: (),
-        ...     update=lambda g, s, p=None: (jax.tree.map(lambda x: -0.5 * x, g), s))
-        >>> halve.update({"w": jnp.ones(2)}, ())[0]["w"]
-        Array([-0.5, -0.5], dtype=float32)
+        >>> int(next_step(jnp.int32(2**31 - 1)))
+        2147483647
     """
+    return jnp.where(step < _INT32_MAX, step + 1, step)
 
-    init: Callable[[PyTree], PyTree]
-    update: Callable[..., tuple[PyTree, PyTree]]
+
+# How states show in IPython: set by jopt.tools.summaries (a layer above), so that a
+# state displays as a summary once jopt is imported, with no import from here upwards.
+_display: list[Callable[[Any], Any]] = []
+
+
+def set_state_display(summarize: Callable[[Any], Any]) -> None:
+    """Registers ``summarize(state)``, whose ``str`` and ``_repr_html_`` IPython shows for
+    a state (:func:`jopt.summary` registers itself on import)."""
+    _display[:] = [summarize]
+
+
+def pretty_state(state: Any, p: Any, cycle: bool) -> None:
+    """IPython's plain-text display of a state: its summary (its repr before jopt's
+    summaries are loaded, or in a cycle)."""
+    p.text(repr(state) if cycle or not _display else str(_display[0](state)))
+
+
+def html_state(state: Any) -> str:
+    """IPython's HTML display of a state: its summary as a table."""
+    if not _display:
+        return f"<pre>{state!r}</pre>"
+    return str(_display[0](state)._repr_html_())
 
 
 class OptimizerState(NamedTuple):
@@ -104,14 +105,10 @@ class OptimizerState(NamedTuple):
     # IPython and Jupyter show a summary (jopt.summary) instead of every array; repr()
     # stays the NamedTuple's own.
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        from jopt.summaries import summary  # summaries imports this module
-
-        p.text(repr(self) if cycle else str(summary(self)))
+        pretty_state(self, p, cycle)
 
     def _repr_html_(self) -> str:
-        from jopt.summaries import summary
-
-        return summary(self)._repr_html_()
+        return html_state(self)
 
 
 class StepContext(NamedTuple):
@@ -246,7 +243,7 @@ class StepContext(NamedTuple):
 
     def epsilon(self, name: str, dtype: Any) -> jax.Array:
         """Hyperparameter ``name`` rounded to ``dtype``, a positive value never to 0
-        (see :func:`jopt.transforms.numerics.nonzero`)."""
+        (see :func:`jopt.formulas.numerics.nonzero`)."""
         dtype = jnp.dtype(dtype)
         initial = self.initial[name]
         if (
@@ -259,88 +256,3 @@ class StepContext(NamedTuple):
 
     def _shared(self, name: str, key: Any, make: Callable[[], Any]) -> Any:
         return self.shared((name, key), make)
-
-
-def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
-    """Returns ``params + updates``, each leaf keeping its own dtype.
-
-    The sum is computed in the promoted dtype of the two leaves and cast back to the
-    param's, so a bfloat16 param stays bfloat16. ``None`` leaves stay ``None``.
-
-    Raises:
-        ValueError: naming the first path where ``updates`` differs from ``params``.
-
-    Example:
-        >>> import jax.numpy as jnp, jopt
-        >>> jopt.apply_updates({"w": jnp.ones(2)}, {"w": jnp.full(2, -0.5)})["w"]
-        Array([0.5, 0.5], dtype=float32)
-    """
-    check_same_tree(params, updates, "params", "updates")
-    check_float_leaves(updates, "updates")
-
-    def add(p: Any, u: Any) -> Any:
-        p = jnp.asarray(p)
-        return (p + u).astype(p.dtype)
-
-    return jax.tree.map(add, params, updates)
-
-
-def _transform_name(transform: Any, index: int) -> str:
-    name = getattr(transform, "name", None)
-    return name if isinstance(name, str) and name else str(index)
-
-
-def chain(*transforms: Transformation, **named: Transformation) -> GradientTransformation:
-    """Applies transformations in order; each sees the updates of the one before.
-
-    Accepts jopt optimizers, jopt transformations and optax transformations alike.
-    The state is a dict keyed by name, so it stays readable: a positional transform is
-    named after its ``name`` attribute (jopt optimizers have Keras's, e.g. ``"adam"``)
-    or its position (``"0"``, ``"1"``, ...); keyword transforms are named by their
-    keyword. Names are made unique with a ``_1``, ``_2``... suffix.
-
-    Example:
-        >>> import jax.numpy as jnp, optax, jopt
-        >>> tx = jopt.chain(clip=optax.clip_by_global_norm(1.0), adam=jopt.Adam())
-        >>> params = {"w": jnp.ones(3)}
-        >>> state = tx.init(params)
-        >>> updates, state = tx.update({"w": jnp.full(3, 10.0)}, state, params)
-        >>> sorted(state)
-        ['adam', 'clip']
-    """
-    items: list[tuple[str, Any]] = []
-    seen: set[str] = set()
-    for i, (name, t) in enumerate(
-        [(_transform_name(t, i), t) for i, t in enumerate(transforms)] + list(named.items())
-    ):
-        if not (hasattr(t, "init") and hasattr(t, "update")):
-            raise TypeError(
-                f"chain argument {name!r} (position {i}) has no init/update methods; "
-                f"got {type(t).__name__}"
-            )
-        unique, k = name, 0
-        while unique in seen:
-            k += 1
-            unique = f"{name}_{k}"
-        seen.add(unique)
-        items.append((unique, t))
-
-    def init(params: PyTree) -> dict[str, PyTree]:
-        return {name: t.init(params) for name, t in items}
-
-    def update(
-        updates: PyTree, state: dict[str, PyTree], params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, dict[str, PyTree]]:
-        del extra  # accepted for optax's extra-args protocol; jopt transforms need none
-        if not isinstance(state, Mapping) or set(state) != {name for name, _ in items}:
-            held = sorted(state) if isinstance(state, Mapping) else type(state).__name__
-            raise ValueError(
-                f"this chain's state holds {held} but the chain has "
-                f"{[name for name, _ in items]}: it was made by a different chain"
-            )
-        new_state = {}
-        for name, t in items:
-            updates, new_state[name] = t.update(updates, state[name], params)
-        return updates, new_state
-
-    return GradientTransformation(init, update)

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jopt.validation import check_step
+from jopt.core.validation import check_step
 
 __all__ = ["LearningRateSchedule", "Schedule", "deserialize", "serialize"]
 

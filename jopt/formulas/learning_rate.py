@@ -8,7 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jopt.validation import check_step
+from jopt.core.validation import check_step
 
 __all__ = ["adam_step_size", "rate_at"]
 

@@ -24,10 +24,12 @@ from typing import Any, ClassVar, NamedTuple, TypeGuard
 import jax
 import jax.numpy as jnp
 
-from jopt.base import apply_updates
-from jopt.hyperparams import set_hyperparams
-from jopt.pytrees import check_same_tree, leaves_with_paths
-from jopt.sharding import replicate_like
+from jopt.composites.delegation import Delegating
+from jopt.core.hyperparams import set_hyperparams
+from jopt.core.placement import replicate_like
+from jopt.core.protocol import Applies, HasLearningRate, apply_step, require_transformation
+from jopt.core.pytrees import check_same_tree, leaves_with_paths
+from jopt.core.state import html_state, next_step, pretty_state
 
 __all__ = [
     "Freeze",
@@ -41,7 +43,6 @@ __all__ = [
 PyTree = Any
 Labels = PyTree | Callable[[PyTree], PyTree] | Sequence[tuple[str | re.Pattern[str], str]]
 
-_INT32_MAX = jnp.iinfo(jnp.int32).max
 _FREEZE = "freeze"
 
 
@@ -49,7 +50,7 @@ _FREEZE = "freeze"
 
 
 @dataclasses.dataclass(frozen=True)
-class Freeze:
+class Freeze(Applies):
     """The transformation of a group that must not move: zero updates, empty state.
 
     Rule: ``updates = -0.0`` for every leaf; ``apply`` returns the params as they are.
@@ -62,7 +63,7 @@ class Freeze:
 
     Example:
         >>> import jax.numpy as jnp
-        >>> from jopt.groups import freeze
+        >>> from jopt.composites.groups import freeze
         >>> updates, state = freeze().update({"w": jnp.ones(2)}, ())
         >>> updates["w"], state
         (Array([-0., -0.], dtype=float32), ())
@@ -103,7 +104,7 @@ def freeze() -> Freeze:
 
     Example:
         >>> import jax.numpy as jnp, jopt
-        >>> from jopt.groups import freeze, partition
+        >>> from jopt.composites.groups import freeze, partition
         >>> tx = partition({"adam": jopt.Adam(0.1), "frozen": freeze()},
         ...                {"head": "adam", "body": "frozen"})
         >>> params = {"head": jnp.ones(2), "body": jnp.ones(2)}
@@ -207,7 +208,7 @@ class PartitionState(NamedTuple):
 
     Example:
         >>> import jax.numpy as jnp, jopt
-        >>> from jopt.groups import partition
+        >>> from jopt.composites.groups import partition
         >>> tx = partition({"adam": jopt.Adam(), "sgd": jopt.SGD(momentum=0.9)},
         ...                [("kernel", "adam"), ("bias", "sgd")])
         >>> state = tx.init({"kernel": jnp.ones((2, 2)), "bias": jnp.zeros(2)})
@@ -217,6 +218,20 @@ class PartitionState(NamedTuple):
 
     step: jax.Array
     groups: dict[str, PyTree]
+
+    def children(self) -> Mapping[str, Any]:
+        """Each group's state, by ``".groups['label']"``."""
+        return {f".groups[{label!r}]": s for label, s in self.groups.items()}
+
+    def counters(self) -> Mapping[str, Any]:
+        """``{"step": step}``."""
+        return {"step": self.step}
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        pretty_state(self, p, cycle)
+
+    def _repr_html_(self) -> str:
+        return html_state(self)
 
 
 def set_group_hyperparams(state: PartitionState, group: str, /, **values: Any) -> PartitionState:
@@ -232,7 +247,7 @@ def set_group_hyperparams(state: PartitionState, group: str, /, **values: Any) -
 
     Example:
         >>> import jax.numpy as jnp, jopt
-        >>> from jopt.groups import partition, set_group_hyperparams
+        >>> from jopt.composites.groups import partition, set_group_hyperparams
         >>> tx = partition({"fast": jopt.SGD(0.1), "slow": jopt.SGD(0.1)},
         ...                {"a": "fast", "b": "slow"})
         >>> state = tx.init({"a": jnp.ones(1), "b": jnp.ones(1)})
@@ -255,7 +270,7 @@ def set_group_hyperparams(state: PartitionState, group: str, /, **values: Any) -
 
 
 @dataclasses.dataclass(frozen=True)
-class Partition:
+class Partition(Delegating, Applies, HasLearningRate):
     """One transformation per label; build it with :func:`partition`, which documents it.
 
     A frozen, hashable configuration (a valid static ``jax.jit`` argument): equal
@@ -264,7 +279,7 @@ class Partition:
 
     Example:
         >>> import jopt
-        >>> from jopt.groups import partition
+        >>> from jopt.composites.groups import partition
         >>> tx = partition({"adam": jopt.Adam()}, "adam")
         >>> tx == partition({"adam": jopt.Adam()}, "adam"), list(tx.transforms)
         (True, ['adam'])
@@ -296,7 +311,7 @@ class Partition:
 
         Example:
             >>> import jax.numpy as jnp, jopt
-            >>> from jopt.groups import partition
+            >>> from jopt.composites.groups import partition
             >>> tx = partition({"adam": jopt.Adam(), "sgd": jopt.SGD()}, [("bias", "sgd")],
             ...                default="adam")
             >>> tx.leaf_labels({"kernel": jnp.ones(2), "bias": jnp.ones(2)})
@@ -391,15 +406,9 @@ class Partition:
         :func:`jopt.apply_updates`.
         """
 
-        def step(t: Any, g: PyTree, s: Any, p: PyTree) -> tuple[PyTree, Any]:
-            if hasattr(t, "apply"):
-                return t.apply(g, s, p)
-            u, s = t.update(g, s, p)
-            return apply_updates(p, u), s
-
         if params is None:
             raise ValueError("Partition.apply needs params: call apply(grads, state, params)")
-        return self._run(step, grads, state, params, "apply")
+        return self._run(apply_step, grads, state, params, "apply")
 
     def _run(
         self, step: Any, grads: PyTree, state: PartitionState, params: PyTree | None, what: str
@@ -442,21 +451,44 @@ class Partition:
             flat = treedef.flatten_up_to(result)
             for i in idx:
                 out[i] = flat[i]
-        new_step = jnp.where(state.step < _INT32_MAX, state.step + 1, state.step)
-        return treedef.unflatten(out), PartitionState(new_step, groups)
+        return treedef.unflatten(out), PartitionState(next_step(state.step), groups)
 
-    def apply_gradients(
-        self,
-        grads: Any,
-        state: PartitionState,
-        params: PyTree | None = None,
-        *,
-        donate: bool = False,
-    ) -> tuple[Any, PartitionState]:
-        """One compiled update; see :func:`jopt.apply_gradients`."""
-        from jopt.apply import apply_gradients
+    # ---- capabilities ----
 
-        return apply_gradients(self, grads, state, params, donate=donate)
+    def members(self) -> Mapping[str, Any]:
+        """Each group's transformation, by ``".groups['label']"``."""
+        return {f".groups[{label!r}]": t for label, t in self.groups}
+
+    def replace_members(self, members: Mapping[str, Any]) -> Partition:
+        """This partition with its groups' transformations replaced (same keys)."""
+        groups = tuple((label, members[f".groups[{label!r}]"]) for label, _ in self.groups)
+        return dataclasses.replace(self, groups=groups)
+
+    def member_states(self, state: Any) -> Mapping[str, Any]:
+        """Each group's state, by ``".groups['label']"``."""
+        return {f".groups[{label!r}]": s for label, s in state.groups.items()}
+
+    def replace_member_states(self, state: Any, states: Mapping[str, Any]) -> Any:
+        """``state`` with some groups' states replaced."""
+        groups = {label: states.get(f".groups[{label!r}]", s) for label, s in state.groups.items()}
+        return state._replace(groups=groups)
+
+    def lr(self, step_or_state: Any = None) -> dict[str, Any]:
+        """Each group's learning rate by label (groups whose transformation reports one),
+        at a step or from this partition's state.
+
+        Example:
+            >>> import jax.numpy as jnp, jopt
+            >>> tx = jopt.partition({"a": jopt.SGD(0.1), "b": jopt.SGD(0.2)}, {"x": "a", "y": "b"})
+            >>> {k: float(v) for k, v in tx.lr().items()}
+            {'a': 0.10000000149011612, 'b': 0.20000000298023224}
+        """
+        is_state = isinstance(step_or_state, PartitionState)
+        return {
+            label: t.lr(step_or_state.groups[label] if is_state else step_or_state)
+            for label, t in self.groups
+            if isinstance(t, HasLearningRate)
+        }
 
 
 def partition(
@@ -528,7 +560,7 @@ def partition(
 
     Example:
         >>> import jax.numpy as jnp, jopt
-        >>> from jopt.groups import partition
+        >>> from jopt.composites.groups import partition
         >>> tx = partition({"adam": jopt.Adam(0.1), "sgd": jopt.SGD(0.1, momentum=0.9)},
         ...                [(r"\['kernel'\]", "adam"), (r"\['bias'\]", "sgd")])
         >>> params = {"kernel": jnp.ones((2, 2)), "bias": jnp.zeros(2)}
@@ -548,10 +580,7 @@ def partition(
         if not isinstance(label, str):
             raise TypeError(f"partition labels must be strings, got {label!r}")
         t = Freeze() if t is None else t
-        if not (hasattr(t, "init") and hasattr(t, "update")):
-            raise TypeError(
-                f"transforms[{label!r}] has no init/update methods; got {type(t).__name__}"
-            )
+        require_transformation(t, f"partition's transforms[{label!r}]")
         groups.append((label, t))
     known = {label for label, _ in groups} | {_FREEZE}
 

@@ -11,39 +11,53 @@ from __future__ import annotations
 
 import dataclasses
 import html
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import jax
 import numpy as np
 
-from jopt.base import GradientTransformation, OptimizerState
-from jopt.groups import Partition, PartitionState
-from jopt.layout.bucketed import BucketedState
-from jopt.optimizers.loss_scale import LossScaleState, SkipNonFiniteState
+from jopt.core.protocol import Composite, HasLearningRate, StateContainer, is_transformation
+from jopt.core.state import OptimizerState, set_state_display
 
-__all__ = ["StateSummary", "lr_of", "step_of", "summary"]
+__all__ = ["StateSummary", "Summarizable", "lr_of", "step_of", "summary"]
 
 PyTree = Any
 
 
+@runtime_checkable
+class Summarizable(Protocol):
+    """An object that holds an optimizer, its state and the params (a
+    :class:`jopt.TrainState`), which :func:`summary` takes as it is."""
+
+    def summary_parts(self) -> tuple[Any, Any, Any]:
+        """``(optimizer, params, optimizer state)``."""
+        ...
+
+
 def step_of(state: PyTree) -> jax.Array:
-    """The update count of a jopt state: its own ``step``, a wrapper's inner state's, or
-    the first one found in a container (a :func:`jopt.chain`'s dict).
+    """The update count of a jopt state: its own ``step``, a container's ``step``
+    counter, or the first one found inside it (a wrapper's inner state, a
+    :func:`jopt.chain`'s dict).
 
     Raises:
         TypeError: no jopt state (hence no step count) inside ``state``.
     """
-    if isinstance(state, OptimizerState | PartitionState):
+    if isinstance(state, OptimizerState):
         return state.step
-    inner = getattr(state, "inner", None)
-    if inner is not None:
-        return step_of(inner)
-    if isinstance(state, dict | tuple | list):
-        for child in state.values() if isinstance(state, dict) else state:
-            try:
-                return step_of(child)
-            except TypeError:
-                continue
+    if isinstance(state, StateContainer):
+        counters = state.counters()
+        if "step" in counters:
+            return counters["step"]
+        children: Any = list(state.children().values())
+    elif isinstance(state, dict | tuple | list):
+        children = list(state.values()) if isinstance(state, dict) else list(state)
+    else:
+        children = []
+    for child in children:
+        try:
+            return step_of(child)
+        except TypeError:
+            continue
     raise TypeError(
         f"no jopt step count found in a {type(state).__name__} state: the step is read "
         "from a jopt optimizer's state (or one inside a chain, partition or wrapper)"
@@ -51,23 +65,16 @@ def step_of(state: PyTree) -> jax.Array:
 
 
 def lr_of(opt: Any, state: PyTree) -> Any:
-    """``opt.lr(state)``, the rate of the next update; for a :func:`jopt.partition`, a
-    dict of each group's rate (groups whose transformation has one).
+    """``opt.lr(state)``, the rate of the next update (a dict by group for a partition).
 
     Raises:
-        TypeError: ``opt`` has no learning rate jopt can read (a :func:`jopt.chain`).
+        TypeError: ``opt`` reports no learning rate (it lacks ``HasLearningRate``).
     """
-    if isinstance(opt, Partition):
-        return {
-            label: lr_of(tx, state.groups[label])
-            for label, tx in opt.transforms.items()
-            if hasattr(tx, "lr")
-        }
-    if not hasattr(opt, "lr"):
+    if not isinstance(opt, HasLearningRate):
         raise TypeError(
-            f"{type(opt).__name__} has no learning rate jopt can read (a chain's parts are "
-            "not introspectable): read jopt.hyperparams(state), or give the optimizer its "
-            "clipping and weight decay as options instead of chaining blocks"
+            f"{type(opt).__name__} reports no learning rate (it lacks the HasLearningRate "
+            "capability of jopt's optimizers, wrappers, chains and partitions): read "
+            "jopt.hyperparams(state)"
         )
     return opt.lr(state)
 
@@ -194,47 +201,37 @@ class StateSummary:
 
 def _walk(opt: Any, state: PyTree, path: str, out: list[tuple[str, Rows]]) -> None:
     """Appends a section for ``state`` (and for each state inside it)."""
-    heading = path + (f": {_name(opt, state)}" if opt is not None and path else "")
+    heading = path + (f": {opt!r}" if opt is not None and path else "")
     if isinstance(state, OptimizerState):
         rows: list[tuple[str, str]] = [("step", format_value(state.step))]
-        if opt is not None and hasattr(opt, "lr"):
+        if isinstance(opt, HasLearningRate):
             rows.append(("lr (next update)", _try(lambda: opt.lr(state))))
         hyper = ", ".join(f"{k}={format_value(v)}" for k, v in state.hyperparams.items())
         rows.append(("hyperparams", hyper or "none"))
         rows += [(f"slot {name}", describe_tree(slot)) for name, slot in state.slots.items()]
         rows += [(f"scalar {name}", format_value(v)) for name, v in state.scalars.items()]
         out.append((heading, tuple(rows)))
-    elif isinstance(state, PartitionState):
-        out.append((heading, (("step", format_value(state.step)),)))
-        transforms = opt.transforms if isinstance(opt, Partition) else {}
-        for label, group in state.groups.items():
-            _walk(transforms.get(label), group, f"{path}.groups[{label!r}]", out)
-    elif isinstance(state, SkipNonFiniteState | LossScaleState):
-        # A wrapper's state (SkipNonFinite, LossScaleOptimizer): its counters, then inner.
-        fields = [f for f in state._fields if f != "inner"]
-        out.append((heading, tuple((f, format_value(getattr(state, f))) for f in fields)))
-        _walk(getattr(opt, "inner", None), state.inner, f"{path}.inner", out)
-    elif isinstance(state, BucketedState):
-        # jopt.bucketed: the packed state's own section, after how the leaves are packed.
-        where = "per leaf (sharded params)"
-        if state.offsets is not None:
-            where = f"{len(jax.tree.leaves(state.offsets))} leaves in flat buckets"
-        out.append((heading, (("layout", where),)))
-        _walk(getattr(opt, "inner", None), state.inner, f"{path}.inner", out)
+        return
+    members = opt.members() if isinstance(opt, Composite) else {}
+    if isinstance(state, StateContainer):
+        # A wrapper's, partition's or layout's state: its counters, then each child.
+        counters = [
+            (k, v if isinstance(v, str) else format_value(v)) for k, v in state.counters().items()
+        ]
+        out.append((heading, tuple(counters)))
+        children = state.children()
     elif isinstance(state, dict) and state:  # a jopt.chain's state, by name
-        for key, sub in state.items():
-            _walk(None, sub, f"{path}[{key!r}]", out)
+        if heading:
+            out.append((heading, ()))
+        children = {f"[{k!r}]": v for k, v in state.items()}
     elif not jax.tree.leaves(state):
         out.append((heading, (("state", "none (holds no arrays)"),)))
+        return
     else:  # an optax or other transformation's state
         out.append((heading, ((type(state).__name__, describe_tree(state)),)))
-
-
-def _name(opt: Any, state: PyTree) -> str:
-    """``repr(opt)``; a :func:`jopt.chain` (two closures) is named by its parts instead."""
-    if isinstance(opt, GradientTransformation) and isinstance(state, dict):
-        return f"chain({', '.join(state)})"
-    return repr(opt)
+        return
+    for key, child in children.items():
+        _walk(members.get(key), child, path + key, out)
 
 
 def summary(state: PyTree, opt: Any = None, *, params: PyTree = None) -> StateSummary:
@@ -273,11 +270,11 @@ decay_rate=0.5))
           slot velocity     2 arrays of 15 float32 (60 B)
           total             140 B in 9 arrays
     """
-    if hasattr(state, "opt_state") and hasattr(state, "opt"):  # a TrainState
-        opt, params, state = state.opt, state.params, state.opt_state
+    if isinstance(state, Summarizable):  # a TrainState
+        opt, params, state = state.summary_parts()
     if isinstance(state, str | bytes | int | float | bool) or state is None:
         raise TypeError(f"summary takes an optimizer's state, got {state!r:.100}")
-    if hasattr(state, "init") and hasattr(state, "update"):
+    if is_transformation(state):
         raise TypeError(
             f"summary(state, opt) takes an optimizer's state first, got the optimizer "
             f"{state!r:.100}: call jopt.summary(opt.init(params), opt)"
@@ -314,7 +311,7 @@ decay_rate=0.5))
             pass
         except Exception:
             headline["lr"] = "?"
-        headline["opt"] = _name(opt, state)
+        headline["opt"] = repr(opt)
     if params is not None:
         headline["params"] = describe_tree(params)
     if isinstance(state, OptimizerState) and state.slots:
@@ -325,5 +322,9 @@ decay_rate=0.5))
         headline["opt_state"] = f"{{{slots}}}"
     else:
         headline["opt_state"] = total[1]
-    title = _name(opt, state) if opt is not None else type(state).__name__
+    title = repr(opt) if opt is not None else type(state).__name__
     return StateSummary(title, tuple(sections), headline)
+
+
+# Every jopt state shows in IPython as its summary.
+set_state_display(summary)

@@ -15,10 +15,10 @@ from typing import Any
 
 import jax
 
-from jopt.apply import apply_gradients
-from jopt.base import OptimizerState, Transformation
-from jopt.hyperparams import hyperparams, set_hyperparams
-from jopt.summaries import StateSummary, lr_of, step_of, summary
+from jopt.core.compiled import apply_gradients
+from jopt.core.hyperparams import hyperparams, set_hyperparams
+from jopt.core.protocol import LiveHyperparams, Transformation, require_transformation
+from jopt.tools.summaries import StateSummary, lr_of, step_of, summary
 
 __all__ = ["TrainState"]
 
@@ -82,11 +82,7 @@ of 2 float32 (8 B), opt_state={momentum 8 B})
             >>> int(jopt.TrainState.create({"w": jnp.ones(2)}, jopt.Adam()).step)
             0
         """
-        if not (hasattr(opt, "init") and hasattr(opt, "update")):
-            raise TypeError(
-                f"TrainState.create(params, opt): opt must be an optimizer with init/update, "
-                f"got {type(opt).__name__}"
-            )
+        require_transformation(opt, "TrainState.create(params, opt): opt")
         return cls(params=params, opt_state=opt.init(params), opt=opt)
 
     def apply_gradients(self, grads: PyTree, *, donate: bool = False) -> TrainState:
@@ -154,10 +150,13 @@ of 2 float32 (8 B), opt_state={momentum 8 B})
             >>> float(state.set_hyperparams(learning_rate=1e-4).lr)
             9.999999747378752e-05
         """
-        setter = getattr(self.opt, "set_hyperparams", None)
-        if setter is not None and isinstance(self.opt_state, OptimizerState):
-            return self.replace(opt_state=setter(self.opt_state, **values))
+        if isinstance(self.opt, LiveHyperparams):
+            return self.replace(opt_state=self.opt.set_hyperparams(self.opt_state, **values))
         return self.replace(opt_state=set_hyperparams(self.opt_state, **values))
+
+    def summary_parts(self) -> tuple[Any, PyTree, PyTree]:
+        """``(opt, params, opt_state)``, what :func:`jopt.summary` shows."""
+        return self.opt, self.params, self.opt_state
 
     def summary(self) -> StateSummary:
         """A readable summary: step, next learning rate, live hyperparameters and the

@@ -22,10 +22,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jopt.base import OptimizerState
-from jopt.validation import check_number
+from jopt.core.state import OptimizerState
+from jopt.core.validation import check_number
 
-__all__ = ["hyperparams", "set_hyperparams"]
+__all__ = ["held_hyperparams", "hyperparams", "set_hyperparams"]
 
 PyTree = Any
 
@@ -131,3 +131,14 @@ def set_hyperparams(state: PyTree, **values: Any) -> PyTree:
         return s._replace(hyperparams=new)
 
     return jax.tree.map(replace, state, is_leaf=_is_state)
+
+
+def held_hyperparams(state: PyTree) -> set[str]:
+    """The names of the live hyperparameters any optimizer state within ``state`` holds.
+
+    Example:
+        >>> import jax.numpy as jnp, jopt
+        >>> sorted(held_hyperparams(jopt.SGD(0.1).init({"w": jnp.ones(2)})))
+        ['learning_rate']
+    """
+    return {name for _, s in _states(state) for name in s.hyperparams}

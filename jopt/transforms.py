@@ -15,15 +15,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jopt.base import OptimizerState
-from jopt.pytrees import check_same_tree
-from jopt.sharding import replicate_like
-from jopt.transforms.averaging import param_average
-from jopt.transforms.clipping import clip_by_global_norm as _clip_global
-from jopt.transforms.clipping import clip_by_norm as _clip_norm
-from jopt.transforms.clipping import clip_by_value as _clip_value
-from jopt.transforms.weight_decay import uses_weight_decay
-from jopt.validation import check_number, check_strings
+from jopt.core.placement import replicate_like
+from jopt.core.pytrees import check_same_tree
+from jopt.core.state import OptimizerState
+from jopt.core.validation import check_number, check_strings
+from jopt.formulas.averaging import param_average
+from jopt.formulas.clipping import clip_by_global_norm as _clip_global
+from jopt.formulas.clipping import clip_by_norm as _clip_norm
+from jopt.formulas.clipping import clip_by_value as _clip_value
+from jopt.formulas.weight_decay import uses_weight_decay
 
 __all__ = [
     "Block",

@@ -16,22 +16,22 @@ import jax
 import jax.numpy as jnp
 
 from jopt import schedules
-from jopt.base import OptimizerState, StepContext
+from jopt.core.compiled import CompiledStep
+from jopt.core.hyperparams import set_hyperparams
+from jopt.core.placement import replicate_like
+from jopt.core.protocol import Applies, HasLearningRate, LiveHyperparams, PerLeafRule
+from jopt.core.pytrees import check_float_leaves
+from jopt.core.state import OptimizerState, StepContext
+from jopt.core.validation import check_number
+from jopt.formulas.learning_rate import rate_at
+from jopt.formulas.weight_decay import uses_weight_decay
+from jopt.optimizers import stages
 from jopt.optimizers.options import OPTION_DEFAULTS, validate_options
-from jopt.pytrees import check_float_leaves, check_same_tree
-from jopt.sharding import replicate_like
-from jopt.transforms.averaging import every, param_average
-from jopt.transforms.clipping import clip_by_global_norm, clip_by_norm, clip_by_value
-from jopt.transforms.learning_rate import rate_at
-from jopt.transforms.weight_decay import decay_weights, uses_weight_decay
-from jopt.validation import check_number
 
 __all__ = ["LearningRate", "Optimizer", "StepContext", "default", "resolve_learning_rate"]
 
 PyTree = Any
 LearningRate = float | Callable[[Any], Any]
-
-_INT32_MAX = jnp.iinfo(jnp.int32).max
 
 # The base options held live in the state when they are on (in Keras's config order).
 _OPTION_HYPERPARAMS = (
@@ -74,7 +74,7 @@ def check_decay(decay: Any) -> float:
     return 0.0 if decay is None else check_number("decay", decay, low=0.0)
 
 
-class Optimizer:
+class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, CompiledStep):
     """Base class: frozen, hashable configuration plus ``init`` / ``update``.
 
     A subclass's ``__init__`` validates its rule's arguments and calls
@@ -85,7 +85,7 @@ class Optimizer:
 
     The rule's numeric arguments are listed in :attr:`hyperparam_names`: ``init`` puts
     them in the state as float32 scalars, and the rule reads them through the
-    :class:`~jopt.base.StepContext` (``ctx.value("rho", dtype)``,
+    :class:`~jopt.core.state.StepContext` (``ctx.value("rho", dtype)``,
     ``ctx.complement("beta_1", dtype)``...), never from ``self``, so a value changed in
     the state is used without recompiling, and the constructor's value gives Keras's
     exact arithmetic.
@@ -148,11 +148,6 @@ class Optimizer:
             "decay": check_decay(decay),
             "name": self.keras_name if name is None else name,
         }
-        unsupported = [
-            k for k in OPTION_DEFAULTS if k in self._pending and config[k] != OPTION_DEFAULTS[k]
-        ]
-        if unsupported:
-            raise NotImplementedError(f"{', '.join(unsupported)}: not supported yet by jopt")
         for key, value in config.items():
             object.__setattr__(self, key, value)
         object.__setattr__(self, "_config", tuple(config.items()))
@@ -163,9 +158,6 @@ class Optimizer:
                 f"slot_dtypes names {unknown}, which {type(self).__name__} does not keep; "
                 f"its slots are {list(self.all_slot_names())}"
             )
-
-    # Base options validated but not wired into update yet.
-    _pending: ClassVar[frozenset[str]] = frozenset()
 
     # ---- configuration: frozen, hashable, readable ----------------------------------
 
@@ -335,7 +327,7 @@ class Optimizer:
                 naming the first differing path.
         """
         del extra  # optax's extra-args protocol; these rules need none
-        updates, _, state = self._run(grads, state, params, want_params=False)
+        updates, _, state = self.run(grads, state, params, want_params=False)
         return updates, state
 
     def apply(
@@ -353,10 +345,10 @@ class Optimizer:
             >>> opt.apply({"w": jnp.array([1.0])}, opt.init(params), params)[0]["w"]
             Array([0.84999996], dtype=float32)
         """
-        _, new_params, state = self._run(grads, state, params, want_params=True)
+        _, new_params, state = self.run(grads, state, params, want_params=True)
         return new_params, state
 
-    def _run(
+    def run(
         self,
         grads: PyTree,
         state: OptimizerState,
@@ -370,122 +362,14 @@ class Optimizer:
         ``decay_names`` (one per leaf) replaces :meth:`weight_decay_name`'s choice, for
         leaves that are buckets of params rather than params (:func:`jopt.bucketed`).
         """
-        self._check_state(state)
-        names, all_names = self.slot_names(), self.all_slot_names()
-        if all_names:
-            check_same_tree(state.slots[all_names[0]], grads, "params", "grads")
-        check_float_leaves(grads, "grads")
-        if params is not None:
-            check_same_tree(params, grads, "params", "grads")
-            check_float_leaves(params, "params")
-        elif want_params or self.decays_weights() or self.use_ema:
-            raise ValueError(
-                f"{type(self).__name__} with weight_decay or use_ema needs params: "
-                "call update(grads, state, params)"
-            )
-        flat, treedef_ = jax.tree_util.tree_flatten_with_path(grads)
-        treedef: Any = treedef_  # jax's stub lacks flatten_up_to
-        paths = [jax.tree_util.keystr(path) for path, _ in flat]
-        if params is not None:
-            ref = params
-        elif names and not self.slot_dtypes:
-            ref = state.slots[names[0]]  # slots take their param's dtype
-        else:
-            ref = grads
-        dtypes = [jnp.result_type(x) for x in treedef.flatten_up_to(ref)]  # the params'
-        cdtypes = [self.compute_dtype(d) for d in dtypes]  # what each rule runs in
-        g = [jnp.asarray(x).astype(d) for (_, x), d in zip(flat, cdtypes, strict=True)]
-        p: list[Any] = treedef.flatten_up_to(params) if params is not None else [None] * len(g)
-        # The value each rule updates: the float32 master copy, or the param itself.
-        if self.master_weights:
-            p = treedef.flatten_up_to(state.slots["master_weights"])
-        p = [
-            None if x is None else jnp.asarray(x).astype(d) for x, d in zip(p, cdtypes, strict=True)
-        ]
-        slots = {n: treedef.flatten_up_to(state.slots[n]) for n in all_names}
-        new_slots: dict[str, list[Any]] = {n: [] for n in all_names}
-
-        raw = state.step
-        k = self.gradient_accumulation_steps
-        applied = raw // k if k else raw  # Keras's `iterations`; schedules read `raw`
-        lr = self.rate(raw, state.hyperparams)
-        # One StepContext, and one cache, for the whole step (leaves share the values).
-        ctx = StepContext(applied, lr, state.scalars, state.hyperparams, self._initial, {})
-        if self.loss_scale_factor is not None:
-            g = [x / ctx.value("loss_scale_factor", x.dtype) for x in g]
-        if k:
-            is_update = (raw + 1) % k == 0
-            acc = slots["gradient_accumulator"]
-            new_slots["gradient_accumulator"] = [
-                jnp.where(is_update, jnp.zeros_like(a), x + a) for x, a in zip(g, acc, strict=True)
-            ]
-            g = [jnp.where(is_update, (x + a) / k, x) for x, a in zip(g, acc, strict=True)]
-        g = self._clip(g, ctx)
-
-        ctx = self.begin_step(ctx)
-        updates: list[Any] = []
-        new_p: list[Any] = []
-        for i, (gi, pi) in enumerate(zip(g, p, strict=True)):
-            base = pi
-            wd = (
-                self.weight_decay_name(paths[i], jnp.ndim(gi))
-                if decay_names is None
-                else decay_names[i]
-            )
-            if wd:
-                dtype = cdtypes[i]
-                base = decay_weights(pi, ctx.cast(wd, dtype), lr.astype(dtype))
-            u, s = self.leaf_update(
-                gi, base, {n: slots[n][i].astype(cdtypes[i]) for n in names}, ctx
-            )
-            s = {n: s[n].astype(slots[n][i].dtype) for n in names}  # stored dtypes
-            # An assigning rule returned the new value itself; its update is the difference.
-            value = u if self.assigns_params else None
-            if value is not None:
-                u = value - base
-            for n in names:
-                new_slots[n].append(s[n] if not k else jnp.where(is_update, s[n], slots[n][i]))
-            if k:
-                u = jnp.where(is_update, u, jnp.zeros_like(u))
-                base = pi if base is None else jnp.where(is_update, base, pi)
-                value = None if value is None else jnp.where(is_update, value, pi)
-            updates.append(u)
-            if base is None:
-                new_p.append(None)
-                continue
-            new_value = base + u if value is None else value  # base is a param here
-            if self.master_weights:
-                new_slots["master_weights"].append(new_value.astype(jnp.float32))
-            new_p.append(new_value.astype(dtypes[i]))
-        scalars = ctx.scalars
-        if k:
-            scalars = jax.tree.map(
-                lambda new, old: jnp.where(is_update, new, old), ctx.scalars, state.scalars
-            )
-        if self.use_ema:
-            new_slots["average"] = [
-                param_average(a, x, ctx.value("ema_momentum", x.dtype), applied)
-                for a, x in zip(slots["average"], new_p, strict=True)
-            ]
-            overwrite = every(self.ema_overwrite_frequency, applied)
-            if self.ema_overwrite_frequency:
-                new_p = [
-                    jnp.where(overwrite, a, x)
-                    for a, x in zip(new_slots["average"], new_p, strict=True)
-                ]
-        if self.sets_params(dtypes):
-            old_p = treedef.flatten_up_to(params)
-            updates = [(x - q).astype(q.dtype) for x, q in zip(new_p, old_p, strict=True)]
-
-        step = jnp.where(raw < _INT32_MAX, raw + 1, raw)
-        new_state = OptimizerState(
-            step,
-            state.hyperparams,
-            {n: treedef.unflatten(new_slots[n]) for n in all_names},
-            scalars,
-        )
-        new_params = treedef.unflatten(new_p) if want_params else None
-        return treedef.unflatten(updates), new_params, new_state
+        s = stages.prepare(self, grads, state, params, want_params)
+        stages.unscale(self, s)
+        stages.accumulate(self, s)
+        stages.clip(self, s)
+        stages.rule(self, s, decay_names)
+        stages.master_copy(self, s)
+        stages.average(self, s)
+        return stages.finish(self, s, state, params, want_params)
 
     def sets_params(self, param_dtypes: list[Any]) -> bool:
         """Whether the new params are the rule's own values rather than ``param +
@@ -500,6 +384,24 @@ class Optimizer:
             or self.master_weights
             or widened
         )
+
+    def bucket_refusal(self) -> str | None:
+        """Why this rule cannot run on flat buckets of leaves, or ``None`` when it can."""
+        if not self.elementwise:
+            return (
+                f"bucketed needs an elementwise rule; {type(self).__name__}'s reads each "
+                "leaf's shape or norm, so it runs per leaf: use it directly"
+            )
+        if self.clipnorm:
+            return (
+                "bucketed cannot apply clipnorm (a norm per leaf); use global_clipnorm, or "
+                "the optimizer directly"
+            )
+        return None
+
+    def reads_params(self) -> bool:
+        """Whether ``update`` reads the params: weight decay or an average of them."""
+        return self.decays_weights() or self.use_ema
 
     def decays_weights(self) -> bool:
         """Whether any leaf gets weight decay (then the params are needed)."""
@@ -521,21 +423,6 @@ class Optimizer:
         """
         name = self.weight_decay_name(path, ndim)
         return None if name is None else getattr(self, name)
-
-    def _clip(self, g: list[jax.Array], ctx: StepContext) -> list[jax.Array]:
-        """Keras's clipping, in its order of precedence (at most one is set)."""
-        if self.clipnorm:
-            return [clip_by_norm(x, ctx.value("clipnorm", x.dtype)) for x in g]
-        if self.global_clipnorm and g:
-            dtype = jnp.result_type(*g)  # the global norm's
-            return clip_by_global_norm(
-                g,
-                ctx.value("global_clipnorm", dtype),
-                ctx.hyper("global_clipnorm", lambda c: jnp.asarray(1.0 / c).astype(dtype)),
-            )
-        if self.clipvalue:
-            return [clip_by_value(x, ctx.value("clipvalue", x.dtype)) for x in g]
-        return g
 
     def _check_state(self, state: Any) -> None:
         if not isinstance(state, OptimizerState):
@@ -677,8 +564,6 @@ class Optimizer:
             ...
             ValueError: beta_1 must be in [0, 1), got 1
         """
-        from jopt.hyperparams import set_hyperparams  # hyperparams.py imports jopt.base only
-
         self._check_state(state)
         for name in values:
             if name not in self._initial:
@@ -715,21 +600,3 @@ class Optimizer:
                 "or only init reads it); build a new optimizer"
             )
         return what
-
-    # ---- the compiled step ------------------------------------------------------------
-
-    def apply_gradients(
-        self,
-        grads: Any,
-        state: OptimizerState,
-        params: PyTree | None = None,
-        *,
-        donate: bool = False,
-    ) -> tuple[Any, OptimizerState]:
-        """One compiled update: returns ``(new_params, new_state)``.
-
-        See :func:`jopt.apply_gradients` for the forms accepted and for donation.
-        """
-        from jopt.apply import apply_gradients  # apply.py imports this module
-
-        return apply_gradients(self, grads, state, params, donate=donate)
