@@ -16,6 +16,7 @@ name is exported and documented.
 """
 
 from jopt import layout, legacy, optimizers, schedules, sharding
+from jopt._version import __version__
 from jopt.apply import apply_gradients
 from jopt.base import (
     GradientTransformation,
@@ -63,7 +64,6 @@ from jopt.summaries import summary
 from jopt.sweeps import sweep_init
 from jopt.train_state import TrainState
 
-__version__ = "0.1.0"
 
 __all__ = [
     "SGD",
