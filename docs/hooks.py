@@ -111,7 +111,7 @@ def page_of(value: Any) -> str:
 
 
 def _order(item: tuple[str, tuple[str, Any, list[str]]]) -> tuple[int, str, int]:
-    path, (_, value, _) = item
+    _, (_, value, _) = item
     if inspect.ismodule(value):
         return (0, "", 0)
     try:
@@ -141,9 +141,7 @@ def _directive(path: str, value: Any) -> str:
 
 def page_markdown(page: str) -> str:
     """The generated part of one API page."""
-    objects = sorted(
-        ((p, v) for p, v in documented_objects().items() if v[0] == page), key=_order
-    )
+    objects = sorted(((p, v) for p, v in documented_objects().items() if v[0] == page), key=_order)
     parts = []
     aliases = []
     for path, (_, value, others) in objects:

@@ -23,7 +23,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-MODULES = ("jopt", "jopt.optimizers", "jopt.schedules", "jopt.layout", "jopt.sharding", "jopt.legacy")
+MODULES = (
+    "jopt",
+    "jopt.optimizers",
+    "jopt.schedules",
+    "jopt.layout",
+    "jopt.sharding",
+    "jopt.legacy",
+)
 HEADING = re.compile(r'<h\d id="([^"]+)" class="doc doc-heading"')
 
 
