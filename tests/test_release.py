@@ -46,9 +46,9 @@ def _one(dist: Path, pattern: str) -> Path:
 def test_version_comes_from_one_place(dist: Path) -> None:
     version = re.search(r'__version__ = "(.+)"', (ROOT / "jopt/_version.py").read_text())
     assert version and jopt.__version__ == version.group(1)
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    assert re.search(r'^dynamic = \["version"\]', pyproject, re.M)
-    assert not re.search(r"^version =", pyproject, re.M)
+    project = (ROOT / "pyproject.toml").read_text().split("\n[project]\n", 1)[1].split("\n[", 1)[0]
+    assert re.search(r'^dynamic = \["version"\]', project, re.M)
+    assert not re.search(r"^version =", project, re.M)
     assert _one(dist, "*.whl").name.startswith(f"jopt-{jopt.__version__}-py3-none-any")
     assert _one(dist, "*.tar.gz").name == f"jopt-{jopt.__version__}.tar.gz"
 
