@@ -22,7 +22,7 @@ demo: $(VENV)/.demo-installed
 
 ## The whole suite: ruff, mypy, then unit and parity tests, doctests, notebooks.
 test: $(VENV)/.test-installed
-	$(PY) -m ruff check jopt tests benchmarks
+	$(PY) -m ruff check jopt tests benchmarks docs
 	$(PY) -m mypy jopt
 	$(PY) -m pytest
 
@@ -34,7 +34,7 @@ bench: $(VENV)/.test-installed
 ## The documentation site into site/ (notebooks executed, so their plots show); the suite
 ## builds it strictly too (tests/test_docs.py), without executing the notebooks.
 docs: $(VENV)/.test-installed
-	JOPT_DOCS_EXECUTE=1 $(PY) -m mkdocs build --strict --site-dir site
+	PYTHONPATH=$(CURDIR) JOPT_DOCS_EXECUTE=true $(PY) -m mkdocs build --strict --site-dir site
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache site

@@ -3,6 +3,8 @@
 * ``:class:`X```, ``:func:`~m.f``` (any role) become code: `X`, `f`;
 * ````code```` (reST literal) becomes `code`;
 * an ``Example:`` section is griffe's ``Examples:`` (so its doctest lines render as code);
+* a ``>`` that starts a line or an argument's description (``epsilon: >= 0``) is text,
+  not a Markdown quote;
 * a paragraph ending in ``::`` (reST's "a literal block follows") ends in ``:``; the
   indented block after it is a Markdown code block already.
 
@@ -20,6 +22,7 @@ _ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
 _LITERAL = re.compile(r"``(.+?)``")
 _LITERAL_BLOCK = re.compile(r"(\S)::$")
 _EXAMPLE = re.compile(r"^(\s*)Example:$")
+_QUOTE = re.compile(r"^(\s*(?:\*?\*?\w+(?:, \w+)*(?: \([^)]*\))?: )?)>")
 
 
 def markdown_docstring(text: str) -> str:
@@ -32,6 +35,7 @@ def markdown_docstring(text: str) -> str:
         line = _LITERAL.sub(r"`\1`", line)
         line = _LITERAL_BLOCK.sub(r"\1:", line)
         line = _EXAMPLE.sub(r"\1Examples:", line)
+        line = _QUOTE.sub(r"\1\\>", line)
         lines.append(line)
     return "\n".join(lines)
 

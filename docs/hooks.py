@@ -3,9 +3,9 @@
 Each API page (``docs/api/*.md``) holds its own introduction and a ``<!-- members -->``
 marker; at build time the marker becomes one mkdocstrings block per public object that
 belongs on that page. An object exported under several names (``jopt.Adam`` is also
-``jopt.optimizers.Adam``) is documented once, under its first name in :data:`MODULES`
-order, and the other names are listed as links to it. A public name without a docstring
-is a warning, so ``mkdocs build --strict`` fails on it.
+``jopt.optimizers.Adam``) is documented once, under its first public name (a top-level
+one first), and its other names are listed as links to it. A public name without a
+docstring is a warning, so ``mkdocs build --strict`` fails on it.
 
 The hooks also add the notebooks (from ``notebooks/``, rendered by mkdocs-jupyter),
 the changelog (``CHANGELOG.md``), the benchmark and test READMEs, and the benchmark plot
@@ -30,27 +30,32 @@ from mkdocs.structure.pages import Page
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("mkdocs.plugins.jopt")
 
-# The public modules, in the order that decides an object's documented name.
-MODULES = (
-    "jopt",
-    "jopt.optimizers",
-    "jopt.schedules",
-    "jopt.layout",
-    "jopt.sharding",
-    "jopt.legacy",
-)
+
+# The public modules: jopt and each module in its __all__. An object's documented name
+# is its first public name, so a top-level name wins over a submodule's.
+def public_modules() -> list[str]:
+    jopt = importlib.import_module("jopt")
+    return ["jopt"] + [
+        getattr(jopt, n).__name__ for n in jopt.__all__ if inspect.ismodule(getattr(jopt, n))
+    ]
+
+
 # API page of an object, from the module that defines it (first prefix that matches);
 # anything else (the core protocol, apply_gradients, TrainState, checkpoints, ...) goes
 # to "core", so a new module never drops a name.
 PAGES = (
     ("jopt.legacy", "legacy"),
     ("jopt.optimizers", "optimizers"),
+    ("jopt.composites.wrappers", "optimizers"),
     ("jopt.schedules", "schedules"),
     ("jopt.layout", "layout"),
     ("jopt.sharding", "sharding"),
     ("jopt.blocks", "blocks"),
+    ("jopt.transforms", "blocks"),
     ("jopt.groups", "blocks"),
+    ("jopt.composites", "blocks"),
     ("jopt.sweeps", "blocks"),
+    ("jopt.tools.sweeps", "blocks"),
 )
 DEFAULT_PAGE = "core"
 MARKER = "<!-- members -->"
@@ -62,7 +67,7 @@ BENCH_PLOT = ROOT / "artifacts" / "step_time.png"
 def public_names() -> list[tuple[str, str, Any]]:
     """Every ``(module, name, object)`` of the public modules' ``__all__``."""
     out = []
-    for module_name in MODULES:
+    for module_name in public_modules():
         module = importlib.import_module(module_name)
         for name in module.__all__:
             out.append((module_name, name, getattr(module, name)))

@@ -23,14 +23,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-MODULES = (
-    "jopt",
-    "jopt.optimizers",
-    "jopt.schedules",
-    "jopt.layout",
-    "jopt.sharding",
-    "jopt.legacy",
-)
 HEADING = re.compile(r'<h\d id="([^"]+)" class="doc doc-heading"')
 
 
@@ -69,9 +61,13 @@ def _object(path: str) -> Any:
 
 
 def _public() -> list[tuple[str, Any]]:
+    """Every name of ``jopt.__all__`` and of each public module's ``__all__``."""
+    import jopt
+
+    modules = [jopt] + [getattr(jopt, n) for n in jopt.__all__]
     out = []
-    for module_name in MODULES:
-        module = importlib.import_module(module_name)
+    for module in filter(inspect.ismodule, modules):
+        module_name = module.__name__
         out += [(f"{module_name}.{n}", getattr(module, n)) for n in module.__all__]
     return out
 
