@@ -10,6 +10,7 @@ one imported.
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import subprocess
 import sys
@@ -25,12 +26,23 @@ import jopt
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _has_build_backend() -> bool:
+    """This environment's setuptools can build jopt (77: SPDX license, license-files)."""
+    try:
+        version = importlib.metadata.version("setuptools")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return tuple(int(p) for p in version.split(".")[:2] if p.isdigit()) >= (77,)
+
+
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    # --no-isolation: build with this environment's setuptools instead of downloading one.
+    # With this environment's setuptools when it can (nothing downloaded); otherwise build
+    # isolates itself and installs setuptools (Python >= 3.12 venvs come without one).
+    isolation = ["--no-isolation"] if _has_build_backend() else []
     subprocess.run(
-        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        [sys.executable, "-m", "build", *isolation, "--outdir", str(out), str(ROOT)],
         check=True,
         capture_output=True,
         timeout=300,
