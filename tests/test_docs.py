@@ -10,6 +10,7 @@ the test reads the built HTML, not the hook, to count each name's entries.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import os
 import re
@@ -138,3 +139,23 @@ def test_readme_links_into_the_site() -> None:
     assert len(links) >= 5, "the README links into the documentation site"
     for link in links:
         assert (ROOT / link).exists(), f"README links to {link}, which does not exist"
+
+
+def test_a_public_name_without_a_docstring_is_a_build_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under --strict a warning of the ``mkdocs`` loggers fails the build."""
+    spec = importlib.util.spec_from_file_location("jopt_docs_hooks", DOCS / "hooks.py")
+    assert spec and spec.loader
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+
+    def undocumented() -> None:
+        pass
+
+    monkeypatch.setattr(
+        hooks, "documented_objects", lambda: {"jopt.undocumented": ("core", undocumented, [])}
+    )
+    with caplog.at_level("WARNING", logger="mkdocs.plugins.jopt"):
+        assert "::: jopt.undocumented" in hooks.page_markdown("core")
+    assert "jopt.undocumented has no docstring" in caplog.text
