@@ -82,11 +82,10 @@ def test_every_public_name_has_exactly_one_api_entry(site: Path) -> None:
     entries: Counter[str] = Counter()
     for page in (site / "api").rglob("*.html"):
         entries.update(HEADING.findall(page.read_text()))
-    # A documented top-level entry, imported, is the object it documents.
-    top = {p: _object(p) for p in entries if p.count(".") <= 3}
+    # Each entry, imported, is the object it documents.
     by_object: dict[int, list[str]] = {}
-    for path, value in top.items():
-        by_object.setdefault(id(value), []).append(path)
+    for path in entries:
+        by_object.setdefault(id(_object(path)), []).append(path)
     missing, twice = [], []
     for name, value in _public():
         paths = [p for p in by_object.get(id(value), []) if _is_root_entry(p, value)]
