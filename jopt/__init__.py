@@ -16,7 +16,7 @@ name is exported and documented.
 """
 
 from jopt import layout, legacy, optimizers, schedules, sharding
-from jopt._version import __version__
+from jopt._version import __version__ as __version__
 from jopt.apply import apply_gradients
 from jopt.base import (
     GradientTransformation,
@@ -63,7 +63,6 @@ from jopt.optimizers import (
 from jopt.summaries import summary
 from jopt.sweeps import sweep_init
 from jopt.train_state import TrainState
-
 
 __all__ = [
     "SGD",
