@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench docs lint clean
 
 $(VENV)/.demo-installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ demo: $(VENV)/.demo-installed
 
 ## The whole suite: ruff, mypy, then unit and parity tests, doctests, notebooks.
 test: $(VENV)/.test-installed
-	$(PY) -m ruff check jopt tests benchmarks
+	$(PY) -m ruff check jopt tests benchmarks docs
 	$(PY) -m mypy jopt
 	$(PY) -m pytest
 
@@ -31,5 +31,10 @@ test: $(VENV)/.test-installed
 bench: $(VENV)/.test-installed
 	$(PY) benchmarks/step_time.py
 
+## The documentation site into site/ (notebooks executed, so their plots show); the suite
+## builds it strictly too (tests/test_docs.py), without executing the notebooks.
+docs: $(VENV)/.test-installed
+	PYTHONPATH=$(CURDIR) JOPT_DOCS_EXECUTE=true $(PY) -m mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) artifacts .pytest_cache
+	rm -rf $(VENV) artifacts .pytest_cache site

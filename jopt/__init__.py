@@ -16,6 +16,7 @@ name is exported and documented.
 """
 
 from jopt import layout, legacy, optimizers, schedules, sharding
+from jopt._version import __version__ as __version__
 from jopt.composites.chain import Chain, chain
 from jopt.composites.groups import (
     Partition,
@@ -74,8 +75,6 @@ from jopt.transforms import (
     ema,
     scale,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "SGD",

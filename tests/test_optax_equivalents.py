@@ -1,4 +1,4 @@
-"""The README's optax table: where it says "same rule", optax and jopt agree.
+"""The optax table (docs/from-optax.md): where it says "same rule", optax and jopt agree.
 
 optax is the oracle here: each pair gets the same hyperparameters (optax's defaults differ
 from Keras's, so they are spelled out) and the shared gradient sequence, and must end

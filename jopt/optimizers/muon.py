@@ -89,8 +89,9 @@ class Muon(Optimizer):
             AdamW rule. Default ``None`` (none).
         exclude_embeddings: leaves whose path contains ``"embedding"`` take the AdamW
             rule. Default ``True``.
-        muon_a, muon_b, muon_c: the Newton-Schulz quintic's coefficients. Defaults
-            3.4445, -4.7750, 2.0315.
+        muon_a: the Newton-Schulz quintic's first coefficient. Default 3.4445.
+        muon_b: its second coefficient. Default -4.7750.
+        muon_c: its third coefficient. Default 2.0315.
         adam_lr_ratio: the AdamW rule's rate over ``learning_rate``, >= 0. Default 1.
         momentum: the Muon rule's momentum, in [0, 1]. Default 0.95.
         ns_steps: Newton-Schulz iterations, an integer >= 0. Default 5.
