@@ -35,6 +35,8 @@ from jopt.composites.delegation import WrapsOne
 from jopt.core.placement import replicate_like
 from jopt.core.protocol import Applies, apply_step, require_transformation
 from jopt.core.pytrees import check_float_leaves
+from jopt.core.registry import register_config_class
+from jopt.core.serialization import deserialize, serialize
 from jopt.core.state import html_state, pretty_state
 from jopt.core.validation import check_int, check_number
 
@@ -210,6 +212,7 @@ class LossScaleState(NamedTuple):
         return html_state(self)
 
 
+@register_config_class
 @dataclasses.dataclass(frozen=True, repr=False, init=False)
 class LossScaleOptimizer(Wrapper):
     """Keras's dynamic loss scaling around an optimizer.
@@ -314,10 +317,21 @@ class LossScaleOptimizer(Wrapper):
         """Keras's config: the inner optimizer serialized, the scale settings."""
         return {
             "name": self.name,
-            "inner_optimizer": {
-                "class_name": type(self.inner).__name__,
-                "config": self.inner.get_config(),
-            },
+            "inner_optimizer": serialize(self.inner),
             "initial_scale": self.initial_scale,
             "dynamic_growth_steps": self.dynamic_growth_steps,
         }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> LossScaleOptimizer:
+        """Rebuilds the wrapper from :meth:`get_config`'s (or Keras's) dict.
+
+        Example:
+            >>> import jopt
+            >>> opt = jopt.LossScaleOptimizer(jopt.SGD(0.1), initial_scale=8.0)
+            >>> jopt.LossScaleOptimizer.from_config(opt.get_config()) == opt
+            True
+        """
+        config = dict(config)
+        config.pop("name", None)
+        return cls(deserialize(config.pop("inner_optimizer")), **config)

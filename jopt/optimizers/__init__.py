@@ -6,6 +6,7 @@ from jopt.composites.wrappers import (
     SkipNonFinite,
     SkipNonFiniteState,
 )
+from jopt.core.serialization import deserialize, get, serialize
 from jopt.optimizers.adadelta import Adadelta
 from jopt.optimizers.adafactor import Adafactor
 from jopt.optimizers.adagrad import Adagrad
@@ -20,7 +21,6 @@ from jopt.optimizers.nadam import Nadam
 from jopt.optimizers.optimizer import Optimizer
 from jopt.optimizers.rmsprop import RMSprop
 from jopt.optimizers.schedule_free import ScheduleFreeAdamW
-from jopt.optimizers.serialization import deserialize, get, serialize
 from jopt.optimizers.sgd import SGD
 
 __all__ = [

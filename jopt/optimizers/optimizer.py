@@ -21,6 +21,7 @@ from jopt.core.hyperparams import set_hyperparams
 from jopt.core.placement import replicate_like
 from jopt.core.protocol import Applies, HasLearningRate, LiveHyperparams, PerLeafRule
 from jopt.core.pytrees import check_float_leaves
+from jopt.core.registry import register_config_class
 from jopt.core.state import OptimizerState, StepContext
 from jopt.core.validation import check_number
 from jopt.formulas.learning_rate import rate_at
@@ -131,6 +132,13 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
     master_weights: bool
     _config: tuple[tuple[str, Any], ...]
     _initial: dict[str, float]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Keras 3's classes, by name, for jopt.optimizers.get/deserialize (tf.keras 2's,
+        # in jopt.legacy, share the names).
+        if cls.__module__.startswith("jopt.optimizers.") and not cls.__name__.startswith("_"):
+            register_config_class(cls, by_name=True)
 
     def __init__(
         self, learning_rate: Any, rule: dict[str, Any], options: Mapping[str, Any]

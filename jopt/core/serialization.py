@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
-from jopt.composites.wrappers import LossScaleOptimizer, SkipNonFinite
-from jopt.optimizers.optimizer import Optimizer
+from jopt.core.protocol import is_transformation
+from jopt.core.registry import registered_config_classes
 
 __all__ = ["deserialize", "get", "serialize"]
 
 
 def _classes() -> dict[str, type[Any]]:
-    import jopt.optimizers as module  # the package lists every optimizer class
-
-    return {
-        name: cls
-        for name in module.__all__
-        if isinstance(cls := getattr(module, name), type)
-        and (issubclass(cls, Optimizer) or cls is LossScaleOptimizer)
-        and cls is not Optimizer
-    }
+    """Keras 3's optimizer classes by name, and the registered wrappers."""
+    return registered_config_classes()
 
 
-def serialize(optimizer: Optimizer | LossScaleOptimizer) -> dict[str, Any]:
+def serialize(optimizer: Any) -> dict[str, Any]:
     """Returns Keras's dict for ``optimizer``, the form ``keras.optimizers.serialize`` writes.
 
     Example:
@@ -30,11 +23,9 @@ def serialize(optimizer: Optimizer | LossScaleOptimizer) -> dict[str, Any]:
         >>> jopt.optimizers.serialize(jopt.SGD(0.1))["class_name"]
         'SGD'
     """
-    if not isinstance(optimizer, Optimizer | LossScaleOptimizer):
+    if type(optimizer) not in _classes().values():
         raise TypeError(f"serialize takes a jopt optimizer, got {type(optimizer).__name__}")
     config = optimizer.get_config()
-    if isinstance(optimizer, LossScaleOptimizer):
-        config["inner_optimizer"] = serialize(optimizer.inner)
     return {
         "module": "keras.optimizers",
         "class_name": type(optimizer).__name__,
@@ -43,7 +34,7 @@ def serialize(optimizer: Optimizer | LossScaleOptimizer) -> dict[str, Any]:
     }
 
 
-def deserialize(config: dict[str, Any]) -> Optimizer | LossScaleOptimizer:
+def deserialize(config: dict[str, Any]) -> Any:
     """Rebuilds an optimizer from :func:`serialize`'s dict or one Keras wrote.
 
     Schedules inside are rebuilt as jopt schedules; a ``LossScaleOptimizer``'s inner
@@ -66,14 +57,7 @@ def deserialize(config: dict[str, Any]) -> Optimizer | LossScaleOptimizer:
             f"unknown optimizer class_name {config['class_name']!r}; known: "
             f"{', '.join(sorted(classes))}"
         )
-    inner = dict(config.get("config", {}))
-    if cls is LossScaleOptimizer:
-        inner.pop("name", None)
-        return LossScaleOptimizer(
-            cast(Optimizer, deserialize(inner.pop("inner_optimizer"))),  # checked there
-            **inner,
-        )
-    return cls.from_config(inner)
+    return cls.from_config(dict(config.get("config", {})))
 
 
 def get(identifier: Any) -> Any:
@@ -85,14 +69,14 @@ def get(identifier: Any) -> Any:
         >>> jopt.optimizers.get("rmsprop")
         RMSprop()
     """
-    if isinstance(identifier, Optimizer | LossScaleOptimizer | SkipNonFinite):
+    if is_transformation(identifier):
         return identifier
     if isinstance(identifier, dict):
         return deserialize(identifier)
     if isinstance(identifier, str):
-        by_name = {name.lower(): cls for name, cls in _classes().items()}
+        by_name = {n.lower(): c for n, c in registered_config_classes(by_name=True).items()}
         cls = by_name.get(identifier.lower())
-        if cls is None or cls is LossScaleOptimizer:
+        if cls is None:
             raise ValueError(f"unknown optimizer name {identifier!r}")
         return cls()
     raise TypeError(
