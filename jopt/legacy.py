@@ -149,7 +149,7 @@ class Adam(_Legacy, optimizers.Adam):
 
     keras_name = "Adam"
 
-    _complement_in_leaf_dtype = True
+    complement_in_leaf_dtype = True
 
     def __init__(
         self,

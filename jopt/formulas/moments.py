@@ -13,22 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
-__all__ = ["complement", "ema_mix", "ema_step"]
-
-
-def complement(decay: float, dtype: Any = None) -> Any:
-    """Returns ``1 - decay``: as a Python float (Keras 3: rounded once, where it is used),
-    or computed in ``dtype`` from ``decay`` rounded to ``dtype`` (TensorFlow's kernels).
-
-    Example:
-        >>> float(complement(0.999, jnp.float32)) == 1.0 - float(jnp.float32(0.999))
-        True
-    """
-    if dtype is not None:
-        return jnp.asarray(1.0, dtype) - jnp.asarray(decay, dtype)
-    return 1.0 - decay
+__all__ = ["ema_mix", "ema_step"]
 
 
 def ema_mix(average: jax.Array, x: jax.Array, decay: Any, one_minus_decay: Any) -> jax.Array:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -58,8 +58,9 @@ class Adam(Optimizer):
     epsilon: float
     amsgrad: bool
 
-    # tf.keras 2's kernels compute 1 - beta in the variable's dtype; Keras 3 in Python.
-    _complement_in_leaf_dtype = False
+    #: Whether ``1 - beta`` is computed in the leaf's dtype (tf.keras 2's kernels, as
+    #: :class:`jopt.legacy.Adam`) rather than in Python and rounded once (Keras 3).
+    complement_in_leaf_dtype: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -97,7 +98,7 @@ class Adam(Optimizer):
                 ctx.count(dtype),
             ),
         )
-        in_dtype = self._complement_in_leaf_dtype
+        in_dtype = self.complement_in_leaf_dtype
         new = {
             "momentum": ema_step(slots["momentum"], g, ctx.complement("beta_1", dtype, in_dtype)),
             "velocity": ema_step(

@@ -432,7 +432,9 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
         name = self.weight_decay_name(path, ndim)
         return None if name is None else getattr(self, name)
 
-    def _check_state(self, state: Any) -> None:
+    def check_state(self, state: Any) -> None:
+        """Raises unless ``state`` is this optimizer's: an unbatched :class:`OptimizerState`
+        with this configuration's slots, scalars and live hyperparameters."""
         if not isinstance(state, OptimizerState):
             raise TypeError(
                 f"{type(self).__name__}.update expects the OptimizerState made by its init, "
@@ -572,7 +574,7 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
             ...
             ValueError: beta_1 must be in [0, 1), got 1
         """
-        self._check_state(state)
+        self.check_state(state)
         for name in values:
             if name not in self._initial:
                 raise ValueError(self._not_held_message(name))

@@ -76,7 +76,7 @@ def prepare(
     opt: Optimizer, grads: PyTree, state: OptimizerState, params: PyTree | None, want_params: bool
 ) -> Step:
     """Checks the inputs against the state and flattens everything into a :class:`Step`."""
-    opt._check_state(state)
+    opt.check_state(state)
     names, all_names = opt.slot_names(), opt.all_slot_names()
     if all_names:
         check_same_tree(state.slots[all_names[0]], grads, "params", "grads")
@@ -109,7 +109,7 @@ def prepare(
     applied = raw // k if k else raw  # Keras's `iterations`; schedules read `raw`
     lr = opt.rate(raw, state.hyperparams)
     # One StepContext, and one cache, for the whole step (leaves share the values).
-    ctx = StepContext(applied, lr, state.scalars, state.hyperparams, opt._initial, {})
+    ctx = StepContext(applied, lr, state.scalars, state.hyperparams, opt.initial_hyperparams(), {})
     return Step(
         treedef=treedef,
         paths=[jax.tree_util.keystr(path) for path, _ in flat],

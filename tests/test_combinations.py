@@ -1,0 +1,221 @@
+"""The combination matrix: every optimizer x every base option x every composition.
+
+Generated from one table: each jopt optimizer class (all of ``jopt.optimizers``, found
+through the registry, so a new optimizer joins by being defined) with each option
+(alone and a few combined) is run per leaf, its own arithmetic, which the parity suites
+hold to Keras's numbers. Every composition then has to give those same numbers:
+
+* the wrappers ``SkipNonFinite`` and ``LossScaleOptimizer`` (on finite, scaled grads),
+  and a skipped non-finite step that leaves params and state bit-identical;
+* the layouts: ``bucketed`` where the rule is elementwise (else the ``ValueError`` that
+  names why), and packed params (``jopt.layout.pack``) through ``bucketed``;
+* ``chain`` (alone, and after an identity optax transformation), ``partition`` (each
+  group against the optimizer run on its own leaves), and the wrappers around a
+  partition and a bucketed optimizer.
+
+Keras 3 has no optimizer-of-groups any more (tf.keras 2's ``MultiOptimizer`` left with
+it), so the partition cells' oracle is the per-group optimizer. Runs are eager (the
+compiled step is held equal to the eager one by the property suites), two steps each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jopt
+from jopt.core.protocol import apply_step
+from jopt.core.registry import registered_config_classes
+
+CLASSES = sorted(registered_config_classes(by_name=True).items())
+
+# Options by name: constructor keywords, or a callable of the class (slot names differ).
+OPTIONS: dict[str, Any] = {
+    "plain": {},
+    "weight_decay": {"weight_decay": 0.1},
+    "clipnorm": {"clipnorm": 0.5},
+    "global_clipnorm": {"global_clipnorm": 0.5},
+    "clipvalue": {"clipvalue": 0.05},
+    "use_ema": {"use_ema": True, "ema_momentum": 0.5, "ema_overwrite_frequency": 2},
+    "loss_scale_factor": {"loss_scale_factor": 4.0},
+    "accumulation": {"gradient_accumulation_steps": 2},
+    "master_weights": {"master_weights": True},
+    "slot_dtypes": lambda cls: {"slot_dtypes": {_first_slot(cls): "bfloat16"}},
+    "decay+ema+accumulation": {
+        "weight_decay": 0.05,
+        "use_ema": True,
+        "gradient_accumulation_steps": 2,
+    },
+    "clip+master": {"global_clipnorm": 1.0, "master_weights": True},
+}
+
+
+def _first_slot(cls: type) -> str:
+    return cls(learning_rate=0.05).slot_names()[0]
+
+
+def build(cls: type, option: str) -> Any:
+    kwargs = OPTIONS[option]
+    kwargs = kwargs(cls) if callable(kwargs) else kwargs
+    return cls(learning_rate=0.05, **kwargs)
+
+
+def has_option(cls: type, option: str) -> bool:
+    return option != "slot_dtypes" or bool(cls(learning_rate=0.05).slot_names())
+
+
+RNG = np.random.default_rng(0)
+PARAMS = {
+    "dense": {"kernel": RNG.standard_normal((4, 3)), "bias": RNG.standard_normal(3)},
+    "scale": RNG.standard_normal(()),
+}
+GRADS = [
+    jax.tree.map(lambda p, i=i: RNG.standard_normal(np.shape(p)) * 10.0**-i, PARAMS)
+    for i in range(2)
+]
+
+
+def tree(x: Any, dtype: Any) -> Any:
+    return jax.tree.map(lambda a: jnp.asarray(a, dtype), x)
+
+
+def run(tx: Any, params: Any, grads: list[Any], scale: float = 1.0) -> tuple[Any, Any]:
+    state = tx.init(params)
+    for g in grads:
+        params, state = jopt.apply_gradients(
+            tx, jax.tree.map(lambda x: x * scale, g), state, params
+        )
+    return params, state
+
+
+def close(actual: Any, expected: Any) -> None:
+    # Equal arithmetic in another arrangement: a few float32 ulps (bucketed's 0-d leaf,
+    # a partition's per-group sums).
+    chex.assert_trees_all_close(actual, expected, rtol=1e-6, atol=1e-7)
+
+
+def check_reference(opt: Any, params: Any, grads: list[Any]) -> Any:
+    """The optimizer's own per-leaf numbers, finite; with master weights, checked
+    against the float32 rule."""
+    expected, state = run(opt, params, grads)
+    chex.assert_tree_all_finite(expected)
+    if opt.master_weights:
+        # With master weights the rule runs in float32 throughout (its optimizer-wide
+        # scalars too, as Nadam's u_product): the master copy is exactly the float32
+        # run's params with the slots stored as the bfloat16 run stores them (Keras's
+        # dtype, the param's), and the params are its rounding.
+        stored = {n: "bfloat16" for n in opt.slot_names()}
+        config = {**opt.get_config(), "master_weights": False, "slot_dtypes": stored}
+        f32, _ = run(
+            type(opt).from_config(config),
+            tree(params, jnp.float32),
+            [tree(g, jnp.float32) for g in grads],
+        )
+        chex.assert_trees_all_equal(state.slots["master_weights"], f32)
+        chex.assert_trees_all_equal(expected, tree(f32, params["scale"].dtype))
+    return expected
+
+
+def skip_non_finite(opt: Any, params: Any, grads: list[Any], expected: Any) -> None:
+    close(run(jopt.SkipNonFinite(opt), params, grads)[0], expected)
+    skip = jopt.SkipNonFinite(opt)
+    state0 = skip.init(params)
+    nan = jax.tree.map(lambda g: g.at[...].set(jnp.nan), grads[0])
+    same_params, same_state = apply_step(skip, nan, state0, params)
+    chex.assert_trees_all_equal(same_params, params)
+    chex.assert_trees_all_equal(same_state.inner, state0.inner)
+    assert int(same_state.skipped) == 1
+
+
+def loss_scale(opt: Any, params: Any, grads: list[Any], expected: Any) -> None:
+    if opt.loss_scale_factor is not None:  # the wrapper sets the inner's scale itself
+        with pytest.raises(ValueError, match="loss_scale_factor"):
+            jopt.LossScaleOptimizer(opt)
+        return
+    wrapped = jopt.LossScaleOptimizer(opt, initial_scale=4.0)
+    close(run(wrapped, params, grads, scale=4.0)[0], expected)
+
+
+def chained(opt: Any, params: Any, grads: list[Any], expected: Any) -> None:
+    close(run(jopt.chain(opt), params, grads)[0], expected)
+    close(run(jopt.chain(optax.identity(), opt), params, grads)[0], expected)
+
+
+def layouts(opt: Any, params: Any, grads: list[Any], expected: Any) -> None:
+    if opt.bucket_refusal() is not None:
+        with pytest.raises(ValueError, match="bucketed"):
+            jopt.bucketed(opt)
+        return
+    close(run(jopt.bucketed(opt), params, grads)[0], expected)
+    close(run(jopt.bucketed(jopt.SkipNonFinite(opt)), params, grads)[0], expected)
+    pack = jopt.layout.pack
+    packed, _ = run(jopt.bucketed(opt), pack(params), [pack(g) for g in grads])
+    close(packed.unpack(), expected)
+
+
+def partitions(opt: Any, params: Any, grads: list[Any], expected: Any) -> None:
+    # Each group's numbers are the optimizer's on that group's leaves alone.
+    part = jopt.partition({"a": opt, "b": opt}, {"dense": "a", "scale": "b"})
+    per_group = {k: run(opt, params[k], [g[k] for g in grads])[0] for k in params}
+    close(run(part, params, grads)[0], per_group)
+    close(run(jopt.SkipNonFinite(part), params, grads)[0], per_group)
+    if opt.loss_scale_factor is None:
+        scaled = jopt.LossScaleOptimizer(part, initial_scale=4.0)
+        close(run(scaled, params, grads, scale=4.0)[0], per_group)
+
+
+COMPOSITIONS = {
+    "skip_non_finite": skip_non_finite,
+    "loss_scale": loss_scale,
+    "chain": chained,
+    "layouts": layouts,
+    "partition": partitions,
+}
+
+# Every pair of the three axes is covered (optimizer x option, optimizer x composition,
+# option x composition): the whole cube would take ~15 minutes on 2 cores.
+ANCHOR = "Adam"
+CELLS = sorted(
+    {(name, "plain", comp) for name, _ in CLASSES for comp in COMPOSITIONS}
+    | {(ANCHOR, option, comp) for option in OPTIONS for comp in COMPOSITIONS}
+    | {
+        (name, option, list(COMPOSITIONS)[(i + j) % len(COMPOSITIONS)])
+        for i, (name, _) in enumerate(CLASSES)
+        for j, option in enumerate(OPTIONS)
+    }
+)
+CLASS_OF = dict(CLASSES)
+
+
+@pytest.mark.parametrize(
+    ("name", "option", "composition"),
+    [c for c in CELLS if has_option(CLASS_OF[c[0]], c[1])],
+    ids=lambda v: str(v),
+)
+def test_every_composition_gives_the_optimizers_numbers(
+    name: str, option: str, composition: str
+) -> None:
+    opt = build(CLASS_OF[name], option)
+    dtype = jnp.bfloat16 if opt.master_weights else jnp.float32
+    params = tree(PARAMS, dtype)
+    grads = [tree(g, dtype) for g in GRADS]
+    expected = check_reference(opt, params, grads)
+    COMPOSITIONS[composition](opt, params, grads, expected)
+
+
+def test_the_matrix_covers_every_pair() -> None:
+    # A new optimizer class joins the matrix by being defined in jopt.optimizers.
+    assert {name for name, _ in CLASSES} >= {
+        "SGD", "RMSprop", "Adam", "AdamW", "Adadelta", "Adagrad", "Adamax", "Adafactor",
+        "Nadam", "Ftrl", "Lion", "Lamb", "Muon", "ScheduleFreeAdamW",
+    }  # fmt: skip
+    pairs = {(n, o) for n, o, _ in CELLS}
+    assert pairs == {(n, o) for n, _ in CLASSES for o in OPTIONS}
+    assert {(n, c) for n, _, c in CELLS} == {(n, c) for n, _ in CLASSES for c in COMPOSITIONS}
+    assert {(o, c) for _, o, c in CELLS} == {(o, c) for o in OPTIONS for c in COMPOSITIONS}
