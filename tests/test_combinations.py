@@ -20,6 +20,7 @@ compiled step is held equal to the eager one by the property suites), two steps 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import chex
@@ -178,25 +179,43 @@ COMPOSITIONS = {
     "partition": partitions,
 }
 
-# Every pair of the three axes is covered (optimizer x option, optimizer x composition,
-# option x composition): the whole cube would take ~15 minutes on 2 cores.
-ANCHOR = "Adam"
-CELLS = sorted(
-    {(name, "plain", comp) for name, _ in CLASSES for comp in COMPOSITIONS}
-    | {(ANCHOR, option, comp) for option in OPTIONS for comp in COMPOSITIONS}
-    | {
-        (name, option, list(COMPOSITIONS)[(i + j) % len(COMPOSITIONS)])
-        for i, (name, _) in enumerate(CLASSES)
-        for j, option in enumerate(OPTIONS)
-    }
-)
 CLASS_OF = dict(CLASSES)
+OPTION_NAMES = list(OPTIONS)
+
+
+def _option_for(name: str, index: int) -> str:
+    """The index-th option (cyclically) that the class has."""
+    cls = CLASS_OF[name]
+    for k in range(len(OPTION_NAMES)):
+        option = OPTION_NAMES[(index + k) % len(OPTION_NAMES)]
+        if has_option(cls, option):
+            return option
+    raise AssertionError(name)
+
+
+# The suite runs a covering sample: every (optimizer, composition) pair once, with the
+# options rotated so that every (option, composition) pair occurs too. The whole cube,
+# every optimizer x option x composition, runs with JOPT_FULL_MATRIX=1 (about 25
+# minutes on 2 cores: eager steps, a few seconds a cell).
+CUBE = [
+    (name, option, comp)
+    for name, _ in CLASSES
+    for option in OPTION_NAMES
+    for comp in COMPOSITIONS
+    if has_option(CLASS_OF[name], option)
+]
+SAMPLE = [
+    (name, _option_for(name, i + 3 * c), comp)
+    for i, (name, _) in enumerate(CLASSES)
+    for c, comp in enumerate(COMPOSITIONS)
+]
+CELLS = CUBE if os.environ.get("JOPT_FULL_MATRIX") else SAMPLE
 
 
 @pytest.mark.parametrize(
     ("name", "option", "composition"),
-    [c for c in CELLS if has_option(CLASS_OF[c[0]], c[1])],
-    ids=lambda v: str(v),
+    CELLS,
+    ids=[f"{n}-{o}-{c}" for n, o, c in CELLS],
 )
 def test_every_composition_gives_the_optimizers_numbers(
     name: str, option: str, composition: str
@@ -209,13 +228,12 @@ def test_every_composition_gives_the_optimizers_numbers(
     COMPOSITIONS[composition](opt, params, grads, expected)
 
 
-def test_the_matrix_covers_every_pair() -> None:
+def test_the_sample_covers_every_pair_with_a_composition() -> None:
     # A new optimizer class joins the matrix by being defined in jopt.optimizers.
     assert {name for name, _ in CLASSES} >= {
         "SGD", "RMSprop", "Adam", "AdamW", "Adadelta", "Adagrad", "Adamax", "Adafactor",
         "Nadam", "Ftrl", "Lion", "Lamb", "Muon", "ScheduleFreeAdamW",
     }  # fmt: skip
-    pairs = {(n, o) for n, o, _ in CELLS}
-    assert pairs == {(n, o) for n, _ in CLASSES for o in OPTIONS}
-    assert {(n, c) for n, _, c in CELLS} == {(n, c) for n, _ in CLASSES for c in COMPOSITIONS}
-    assert {(o, c) for _, o, c in CELLS} == {(o, c) for o in OPTIONS for c in COMPOSITIONS}
+    assert {(n, c) for n, _, c in SAMPLE} == {(n, c) for n, _ in CLASSES for c in COMPOSITIONS}
+    assert {(o, c) for _, o, c in SAMPLE} == {(o, c) for o in OPTIONS for c in COMPOSITIONS}
+    assert set(SAMPLE) <= set(CUBE)
