@@ -38,7 +38,9 @@ from jopt.checkpoint import RestoreReport, restore_state
 from jopt.groups import Partition, PartitionState, freeze, partition, set_group_hyperparams
 from jopt.hyperparams import hyperparams, set_hyperparams
 from jopt.layout import Bucketed, BucketedState, bucketed
+from jopt.minimization import MinimizeResult, minimize
 from jopt.optimizers import (
+    LBFGS,
     SGD,
     Adadelta,
     Adafactor,
@@ -48,6 +50,7 @@ from jopt.optimizers import (
     AdamW,
     Ftrl,
     Lamb,
+    LBFGSState,
     Lion,
     LossScaleOptimizer,
     LossScaleState,
@@ -66,6 +69,7 @@ from jopt.train_state import TrainState
 __version__ = "0.1.0"
 
 __all__ = [
+    "LBFGS",
     "SGD",
     "Adadelta",
     "Adafactor",
@@ -78,10 +82,12 @@ __all__ = [
     "BucketedState",
     "Ftrl",
     "GradientTransformation",
+    "LBFGSState",
     "Lamb",
     "Lion",
     "LossScaleOptimizer",
     "LossScaleState",
+    "MinimizeResult",
     "Muon",
     "Nadam",
     "Optimizer",
@@ -109,6 +115,7 @@ __all__ = [
     "hyperparams",
     "layout",
     "legacy",
+    "minimize",
     "optimizers",
     "partition",
     "restore_state",

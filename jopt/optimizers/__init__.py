@@ -9,6 +9,7 @@ from jopt.optimizers.adamw import AdamW
 from jopt.optimizers.base import Optimizer
 from jopt.optimizers.ftrl import Ftrl
 from jopt.optimizers.lamb import Lamb
+from jopt.optimizers.lbfgs import LBFGS, LBFGSState
 from jopt.optimizers.lion import Lion
 from jopt.optimizers.loss_scale import (
     LossScaleOptimizer,
@@ -24,6 +25,7 @@ from jopt.optimizers.serialization import deserialize, get, serialize
 from jopt.optimizers.sgd import SGD
 
 __all__ = [
+    "LBFGS",
     "SGD",
     "Adadelta",
     "Adafactor",
@@ -32,6 +34,7 @@ __all__ = [
     "AdamW",
     "Adamax",
     "Ftrl",
+    "LBFGSState",
     "Lamb",
     "Lion",
     "LossScaleOptimizer",
