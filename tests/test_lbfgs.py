@@ -16,6 +16,7 @@ import functools
 import math
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,12 +38,12 @@ ERROR64 = 1e-5
 # minimum the computed gradient is rounding noise of about u * lam_max * |x| (u = 6e-8,
 # float32's unit roundoff), which moves the point where it vanishes by up to
 # u * kappa * |x| (kappa = lam_max / lam_min, the Hessian's condition number). Measured:
-# a few ulps of |x| ~ 1-3 where kappa is moderate (rosen10: 2.4e-7, logreg: 9e-7), and
+# a few ulps of |x| ~ 1-3 where kappa is moderate (rosen10: 2.4e-7, logreg: 1.5e-6), and
 # 2e-5 on the quadratic (kappa = 1e4, |x| = 1.75; the bound is 2e-3). A gradient
 # tolerance cannot stop these runs instead: the float32 gradient of Rosenbrock at its
 # minimum is noise of ~1e-5-1e-4, and a loss written with cancellation
 # (0.5 x'Ax - b'x) has a floor far above both (see tests/lbfgs_problems.py).
-ERROR32 = {"rosen10": 1e-5, "logreg": 1e-5, "quadratic": 1e-4}
+ERROR32 = {"rosen10": 1e-5, "quadratic": 1e-4}  # (logreg reaches 1.5e-6: see report())
 C1, C2, HZ = 1e-4, 0.9, 1e-6  # LBFGS()'s slope_rtol, curv_rtol, approx_dec_rtol
 
 
@@ -147,7 +148,7 @@ def test_minimize_reaches_scipys_minimum_in_float32(name: str) -> None:
     x_scipy, f_scipy, _ = scipy_minimum(name)
     run = run32(name)
     result = run["result"]
-    assert run["x"].dtype == np.float64  # flat() widens; the run itself was float32
+    assert run["result"].value.dtype == np.float32
     assert int(result.reason) in (CONVERGED, LINESEARCH_FAILED), result.message
     np.testing.assert_allclose(run["x"], x_scipy, rtol=0, atol=ERROR32[name])
     assert abs(float(result.value) - f_scipy) <= 1e-6 * max(1.0, abs(f_scipy))
@@ -353,14 +354,23 @@ def test_state_fields_structure_and_dtypes() -> None:
     assert state.s["c"].shape == (4, 2, 2) and state.s["c"].dtype == jnp.float32  # widened
     assert state.rho.dtype == jnp.float32 and np.isinf(state.value)
     value, grad = jax.value_and_grad(f)(params)
-    step = jax.jit(lambda p, s, v, g: opt.update(g, s, p, value=v, value_fn=f))
+    step = jax.jit(
+        chex.assert_max_traces(lambda p, s, v, g: opt.update(g, s, p, value=v, value_fn=f), n=1)
+    )
+    eager = opt.update(grad, state, params, value=value, value_fn=f)
     updates, state = step(params, state, value, grad)
+    chex.assert_trees_all_close(eager, (updates, state), rtol=1e-6)  # eager equals jit
     assert jax.tree.structure(updates) == jax.tree.structure(params)
     assert updates["c"].dtype == jnp.bfloat16 and updates["b"][1] is None
     new = jopt.apply_updates(params, updates)
     assert float(state.value) == pytest.approx(float(f(new)), rel=1e-6)
     assert int(state.step) == 1 and int(state.pairs) == 1 and bool(state.wolfe)
     assert float(state.value) < float(value)
+    # A second step: no new trace; the state keeps its structure and dtypes.
+    updates, state2 = step(new, state, state.value, state.grad)
+    chex.assert_trees_all_equal_structs(state2, state)
+    chex.assert_trees_all_equal_dtypes(state2, state)
+    assert int(state2.step) == 2 and float(state2.value) < float(state.value)
 
 
 def test_config_is_frozen_hashable_and_round_trips() -> None:
