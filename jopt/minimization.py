@@ -170,15 +170,16 @@ def _minimize(
         finite = jnp.isfinite(value) & jnp.isfinite(grad_norm)
         return jnp.where(finite, code, NOT_FINITE).astype(jnp.int32)
 
-    is_lbfgs = isinstance(opt, LBFGS)
-    extras = is_lbfgs or _takes_keywords(opt.update)
+    # L-BFGS's line search leaves the value and gradient at the new params in its state.
+    searches = isinstance(opt, LBFGS) and opt.linesearch is not None
+    extras = isinstance(opt, LBFGS) or _takes_keywords(opt.update)
 
     def body(carry: tuple[Any, ...]) -> tuple[Any, ...]:
         params, state, value, grad, steps, _ = carry
         kwargs = {"value": value, "grad": grad, "value_fn": fn} if extras else {}
         updates, new_state = opt.update(grad, state, params, **kwargs)
         new_params = apply_updates(params, updates)
-        if is_lbfgs:
+        if searches:
             value, grad = new_state.value, new_state.grad
             # No step from a cleared memory: the scaled gradient itself failed.
             stuck = (new_state.step_size == 0) & (state.pairs == 0)

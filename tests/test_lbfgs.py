@@ -342,7 +342,11 @@ def test_lbfgs_without_line_search_equals_optax() -> None:
                 x, state = step(x, state)
                 xs.append(np.asarray(x))
             runs.append(np.stack(xs))
+        # jopt.minimize runs the same rule (evaluating the gradient at each new point).
+        x, result = jopt.minimize(f, x0, opt=jopt.LBFGS(0.3, 3, None), max_steps=12, tol=0.0)
     np.testing.assert_allclose(runs[0], runs[1], rtol=1e-12, atol=1e-12)
+    assert (int(result.steps), int(result.reason)) == (12, MAX_STEPS)
+    np.testing.assert_allclose(x, runs[1][-1], rtol=1e-12, atol=1e-12)
 
 
 def test_state_fields_structure_and_dtypes() -> None:

@@ -353,8 +353,8 @@ class LBFGS:
         """Returns ``(updates, new_state)``; apply with ``jopt.apply_updates(params, updates)``.
 
         With the line search, ``params + updates`` are the params the line search
-        evaluated last (bit for bit in float32 and float64), whose loss and gradient
-        are ``new_state.value`` and ``new_state.grad``.
+        accepted (``params + t * d``, the same arithmetic as ``apply_updates``), whose
+        loss and gradient are ``new_state.value`` and ``new_state.grad``.
 
         Args:
             grads: the gradient at ``params``.
