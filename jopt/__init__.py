@@ -38,7 +38,7 @@ from jopt.checkpoint import RestoreReport, restore_state
 from jopt.groups import Partition, PartitionState, freeze, partition, set_group_hyperparams
 from jopt.hyperparams import hyperparams, set_hyperparams
 from jopt.layout import Bucketed, BucketedState, bucketed
-from jopt.minimization import MinimizeResult, minimize
+from jopt.tools.minimization import MinimizeResult, minimize
 from jopt.optimizers import (
     LBFGS,
     SGD,

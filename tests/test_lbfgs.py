@@ -26,8 +26,8 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import jopt
-from jopt.minimization import CONVERGED, LINESEARCH_FAILED, MAX_STEPS, NOT_FINITE
-from jopt.transforms.linesearch import zoom_linesearch
+from jopt.tools.minimization import CONVERGED, LINESEARCH_FAILED, MAX_STEPS, NOT_FINITE
+from jopt.formulas.linesearch import zoom_linesearch
 from tests.lbfgs_problems import NAMES, logistic, problem, scipy_minimum
 
 TOL64 = 1e-9  # the gradient norm both loops run to in float64

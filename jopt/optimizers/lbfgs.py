@@ -20,10 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jopt import schedules
-from jopt.pytrees import check_float_leaves, check_same_tree
-from jopt.sharding import replicate_like
-from jopt.transforms.linesearch import step_along, tree_vdot, zoom_linesearch
-from jopt.validation import check_bool, check_int, check_number
+from jopt.core.pytrees import check_float_leaves, check_same_tree
+from jopt.core.placement import replicate_like
+from jopt.formulas.linesearch import step_along, tree_vdot, zoom_linesearch
+from jopt.core.validation import check_bool, check_int, check_number
 
 __all__ = ["LBFGS", "LBFGSState"]
 
@@ -132,7 +132,7 @@ class LBFGS:
         x = x + t d                       # the update is t d
         store (s, y) = (x_new - x, g_new - g) if s . y > 0
 
-    The line search is :func:`jopt.transforms.linesearch.zoom_linesearch` (Nocedal &
+    The line search is :func:`jopt.formulas.linesearch.zoom_linesearch` (Nocedal &
     Wright, Algorithms 3.5-3.6, with Hager and Zhang's approximate decrease condition
     near a minimum, as optax). Its value and gradient at the new params are kept in the
     state (``state.value``, ``state.grad``), so a loop needs no second evaluation.

@@ -10,11 +10,11 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jopt.base import apply_updates
+from jopt.core.protocol import apply_updates
 from jopt.optimizers.lbfgs import LBFGS, scalar_dtype
-from jopt.pytrees import check_float_leaves
-from jopt.transforms.linesearch import tree_vdot
-from jopt.validation import check_int, check_number
+from jopt.core.pytrees import check_float_leaves
+from jopt.formulas.linesearch import tree_vdot
+from jopt.core.validation import check_int, check_number
 
 __all__ = ["MinimizeResult", "minimize"]
 
