@@ -30,6 +30,7 @@ from jopt.core.hyperparams import hyperparams, set_hyperparams
 from jopt.core.protocol import (
     Applies,
     Composite,
+    EvaluatesLoss,
     GradientTransformation,
     HasLearningRate,
     LiveHyperparams,
@@ -42,6 +43,7 @@ from jopt.core.protocol import (
 from jopt.core.state import OptimizerState, StepContext
 from jopt.layout import Bucketed, BucketedState, bucketed
 from jopt.optimizers import (
+    LBFGS,
     SGD,
     Adadelta,
     Adafactor,
@@ -51,6 +53,7 @@ from jopt.optimizers import (
     AdamW,
     Ftrl,
     Lamb,
+    LBFGSState,
     Lion,
     LossScaleOptimizer,
     LossScaleState,
@@ -63,6 +66,7 @@ from jopt.optimizers import (
     SkipNonFiniteState,
 )
 from jopt.tools.checkpoint import RestoreReport, restore_state
+from jopt.tools.minimization import MinimizeResult, minimize
 from jopt.tools.summaries import summary
 from jopt.tools.sweeps import sweep_init
 from jopt.tools.train_state import TrainState
@@ -77,6 +81,7 @@ from jopt.transforms import (
 )
 
 __all__ = [
+    "LBFGS",
     "SGD",
     "Adadelta",
     "Adafactor",
@@ -90,14 +95,17 @@ __all__ = [
     "BucketedState",
     "Chain",
     "Composite",
+    "EvaluatesLoss",
     "Ftrl",
     "GradientTransformation",
     "HasLearningRate",
+    "LBFGSState",
     "Lamb",
     "Lion",
     "LiveHyperparams",
     "LossScaleOptimizer",
     "LossScaleState",
+    "MinimizeResult",
     "Muon",
     "Nadam",
     "Optimizer",
@@ -128,6 +136,7 @@ __all__ = [
     "hyperparams",
     "layout",
     "legacy",
+    "minimize",
     "optimizers",
     "partition",
     "restore_state",

@@ -502,6 +502,137 @@ row(
     "without loss_scale_factor",
 )
 
+# L-BFGS (a transformation of its own, not an Optimizer subclass) and minimize.
+LBFGS = jopt.LBFGS()
+LBFGS_STATE = LBFGS.init(PARAMS)
+
+
+def sum_of_squares(p: Any) -> Any:
+    return sum(jnp.sum(x**2) for x in jax.tree.leaves(p))
+
+
+numeric_rows(
+    "lbfgs.LBFGS",
+    jopt.LBFGS,
+    {
+        n: p.default
+        for n, p in inspect.signature(jopt.LBFGS.__init__).parameters.items()
+        if n not in ("self", "linesearch", "name", "max_learning_rate")
+    },
+)
+for kw, error, pattern in (
+    (dict(learning_rate=0.0), ValueError, r"learning_rate must be in \(0, inf\)"),
+    (dict(memory_size=0), ValueError, "memory_size must be an integer >= 1"),
+    (dict(memory_size=2.5), ValueError, "memory_size must be an integer >= 1"),
+    (dict(max_linesearch_steps=0), ValueError, "max_linesearch_steps must be an integer >= 1"),
+    (dict(linesearch="wolfe"), ValueError, "linesearch must be 'zoom' or None"),
+    (dict(linesearch=3), TypeError, "linesearch must be 'zoom' or None"),
+    (dict(slope_rtol=1.0), ValueError, r"slope_rtol must be in \(0, 1\)"),
+    (dict(curv_rtol=1e-5), ValueError, r"curv_rtol must be in \(0.0001, 1\)"),
+    (dict(curv_rtol=1.0), ValueError, r"curv_rtol must be in \(0.0001, 1\)"),
+    (dict(approx_dec_rtol=-1.0), ValueError, r"approx_dec_rtol must be in \[0, inf\)"),
+    (dict(increase_factor=1.0), ValueError, r"increase_factor must be in \(1, inf\)"),
+    (dict(max_learning_rate=0.0), ValueError, r"max_learning_rate must be in \(0, inf\)"),
+    (dict(max_learning_rate="1"), TypeError, "max_learning_rate must be a real number"),
+    (dict(max_learning_rate=math.inf), ValueError, "max_learning_rate must be finite"),
+    (dict(stepsize_precision=-1.0), ValueError, r"stepsize_precision must be in \[0, inf\)"),
+    (dict(name=3), TypeError, "name must be a string"),
+    (dict(learnin_rate=0.1), TypeError, "learnin_rate"),
+):
+    row(f"LBFGS({kw!r:.40})", lambda k=kw: jopt.LBFGS(**k), error, pattern)
+for what, params, error, pattern in BAD_PARAMS:
+    row(f"LBFGS.init({what})", lambda p=params: LBFGS.init(p), error, pattern)
+    row(
+        f"LBFGS.update(params={what})",
+        lambda p=params: LBFGS.update(PARAMS, LBFGS_STATE, p, value_fn=sum_of_squares),
+        error,
+        pattern,
+    )
+row("LBFGS.init({})", lambda: LBFGS.init({}), ValueError, "params has no array leaves")
+for what, grads, error, pattern in BAD_GRADS:
+    row(
+        f"LBFGS.update(grads={what})",
+        lambda g=grads: LBFGS.update(g, LBFGS_STATE, PARAMS, value_fn=sum_of_squares),
+        error,
+        pattern,
+    )
+row(
+    "LBFGS.update(grad=int leaf)",
+    lambda: LBFGS.update(
+        PARAMS, LBFGS_STATE, PARAMS, value_fn=sum_of_squares, grad=BAD_PARAMS[0][1]
+    ),
+    TypeError,
+    r"grad\['head'\]\[0\] has dtype int32",
+)
+for what, bad_state, error, pattern in (
+    ("None", None, TypeError, "LBFGS.update expects the LBFGSState made by its init"),
+    ("Adam's", ADAM_STATE, TypeError, "LBFGS.update expects the LBFGSState made by its init"),
+    (
+        "memory_size=5's",
+        jopt.LBFGS(memory_size=5).init(PARAMS),
+        ValueError,
+        "holds 5 memory rows .* differently configured optimizer",
+    ),
+    (
+        "a batched one",
+        jax.tree.map(lambda x: jnp.stack([x, x]), LBFGS_STATE),
+        ValueError,
+        r"this state is batched \(step has shape \(2,\)\)",
+    ),
+):
+    row(
+        f"LBFGS.update(state={what})",
+        lambda s=bad_state: LBFGS.update(PARAMS, s, PARAMS, value_fn=sum_of_squares),
+        error,
+        pattern,
+    )
+for what, call, error, pattern in (
+    (
+        "no value_fn",
+        lambda: LBFGS.update(PARAMS, LBFGS_STATE, PARAMS),
+        TypeError,
+        "needs value_fn=",
+    ),
+    (
+        "value_fn=3",
+        lambda: LBFGS.update(PARAMS, LBFGS_STATE, PARAMS, value_fn=3),
+        TypeError,
+        "needs value_fn=",
+    ),
+    (
+        "no params",
+        lambda: LBFGS.update(PARAMS, LBFGS_STATE, value_fn=sum_of_squares),
+        ValueError,
+        "needs the params",
+    ),
+    (
+        "a keyword value_fn does not take",
+        lambda: LBFGS.update(PARAMS, LBFGS_STATE, PARAMS, value_fn=sum_of_squares, data=1),
+        TypeError,
+        r"keyword arguments \['data'\] that value_fn does not take",
+    ),
+):
+    row(f"LBFGS.update({what})", call, error, pattern)
+for kw, error, pattern in (
+    (dict(value_fn="loss"), TypeError, "minimize's value_fn must be callable"),
+    (dict(opt="lbfgs"), TypeError, "minimize's opt must be an optimizer with init/update"),
+    (dict(max_steps=-1), ValueError, "max_steps must be an integer >= 0"),
+    (dict(max_steps=2.5), ValueError, "max_steps must be an integer >= 0"),
+    (dict(max_steps=True), ValueError, "max_steps must be an integer >= 0"),
+    (dict(tol=-1.0), ValueError, r"tol must be in \[0, inf\)"),
+    (dict(tol="1e-6"), TypeError, "tol must be a real number"),
+    (dict(tol=math.nan), ValueError, "tol must be finite"),
+    (dict(args=[1.0]), TypeError, "minimize's args must be a tuple"),
+    (dict(params=BAD_PARAMS[0][1]), TypeError, r"params\['head'\]\[0\] has dtype int32"),
+    (dict(params={}), ValueError, "minimize: params has no array leaves"),
+):
+    row(
+        f"minimize({kw!r:.40})",
+        lambda k=kw: jopt.minimize(**({"value_fn": sum_of_squares, "params": PARAMS} | k)),
+        error,
+        pattern,
+    )
+
 CHAIN = jopt.chain(jopt.clip_by_norm(1.0), jopt.Adam())
 row(
     "chain('adam')",
@@ -750,12 +881,15 @@ NOT_CALLED_WITH_USER_INPUT = {
     "PerLeafRule",
     "RuntimeConstants",
     "StateContainer",
+    "EvaluatesLoss",
     "Chain",  # built by jopt.chain, whose arguments have rows
     "Block",
     "Bucketed",
     "BucketedState",
     "GradientTransformation",
+    "LBFGSState",
     "LossScaleState",
+    "MinimizeResult",
     "Optimizer",
     "OptimizerState",
     "Partition",

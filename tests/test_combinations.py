@@ -34,7 +34,11 @@ import jopt
 from jopt.core.protocol import apply_step
 from jopt.core.registry import registered_config_classes
 
-CLASSES = sorted(registered_config_classes(by_name=True).items())
+CLASSES = sorted(
+    (n, c)
+    for n, c in registered_config_classes(by_name=True).items()
+    if issubclass(c, jopt.Optimizer)
+)
 
 # Options by name: constructor keywords, or a callable of the class (slot names differ).
 OPTIONS: dict[str, Any] = {

@@ -16,6 +16,8 @@ it, and code above never asks for a concrete class:
 * :class:`LiveHyperparams`: sets live hyperparameters, checking them as its
   constructor does;
 * :class:`PerLeafRule`: a per-leaf rule that can also run on flat buckets of leaves;
+* :class:`EvaluatesLoss`: its ``update`` takes the loss and the loss function (a line
+  search), as optax's extra arguments;
 * :class:`RuntimeConstants`: its state carries values that never change after ``init``
   (:func:`jopt.bucketed`'s offsets), which a compiled step passes in without returning.
 
@@ -37,6 +39,7 @@ from jopt.core.pytrees import check_float_leaves, check_same_tree
 __all__ = [
     "Applies",
     "Composite",
+    "EvaluatesLoss",
     "GradientTransformation",
     "HasLearningRate",
     "LiveHyperparams",
@@ -235,6 +238,24 @@ class PerLeafRule(abc.ABC):
     @abc.abstractmethod
     def reads_params(self) -> bool:
         """Whether ``update`` needs the params even when new params are not wanted."""
+
+
+class EvaluatesLoss(abc.ABC):
+    """Capability: ``update`` takes optax's extra arguments ``value``, ``grad`` and
+    ``value_fn`` (the loss at the params, its gradient, the loss function), as a line
+    search needs, and may leave the loss and gradient at the new params in its state.
+
+    Example:
+        >>> import jopt
+        >>> [isinstance(o, jopt.EvaluatesLoss) for o in (jopt.LBFGS(), jopt.Adam())]
+        [True, False]
+    """
+
+    @abc.abstractmethod
+    def evaluated(self, old: Any, new: Any) -> tuple[Any, Any, Any] | None:
+        """``(loss, gradient, stalled)`` at the new params, left in the ``new`` state by
+        the update from ``old`` (``stalled``: it could not lower the loss at all), or
+        ``None`` when this configuration computes none (no line search)."""
 
 
 class RuntimeConstants(abc.ABC):

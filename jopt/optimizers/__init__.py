@@ -15,6 +15,7 @@ from jopt.optimizers.adamax import Adamax
 from jopt.optimizers.adamw import AdamW
 from jopt.optimizers.ftrl import Ftrl
 from jopt.optimizers.lamb import Lamb
+from jopt.optimizers.lbfgs import LBFGS, LBFGSState
 from jopt.optimizers.lion import Lion
 from jopt.optimizers.muon import Muon
 from jopt.optimizers.nadam import Nadam
@@ -24,6 +25,7 @@ from jopt.optimizers.schedule_free import ScheduleFreeAdamW
 from jopt.optimizers.sgd import SGD
 
 __all__ = [
+    "LBFGS",
     "SGD",
     "Adadelta",
     "Adafactor",
@@ -32,6 +34,7 @@ __all__ = [
     "AdamW",
     "Adamax",
     "Ftrl",
+    "LBFGSState",
     "Lamb",
     "Lion",
     "LossScaleOptimizer",
