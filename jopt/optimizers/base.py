@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-from jopt import schedules
+from jopt import schedules, slot_storage
 from jopt.base import OptimizerState, StepContext
 from jopt.optimizers.options import OPTION_DEFAULTS, validate_options
 from jopt.pytrees import check_float_leaves, check_same_tree
@@ -113,6 +113,14 @@ class Optimizer:
     #: (SGD's ``momentum``): held only when on, as the base options are.
     optional_hyperparams: ClassVar[frozenset[str]] = frozenset()
 
+    #: Slots whose values are never negative (a second moment, an accumulator): stored
+    #: ``"int8"`` with the unsigned map, twice as fine (see :mod:`jopt.slot_storage`).
+    nonnegative_slots: ClassVar[frozenset[str]] = frozenset()
+
+    #: Slots that cannot be stored ``"int8"``, each with the reason (a whole-leaf view,
+    #: or values the rule needs exactly).
+    exact_slots: ClassVar[dict[str, str]] = {}
+
     learning_rate: LearningRate
     decay: float
     name: str
@@ -163,6 +171,7 @@ class Optimizer:
                 f"slot_dtypes names {unknown}, which {type(self).__name__} does not keep; "
                 f"its slots are {list(self.all_slot_names())}"
             )
+        slot_storage.check_quantizable(self, dict(self.slot_dtypes or ()))
 
     # Base options validated but not wired into update yet.
     _pending: ClassVar[frozenset[str]] = frozenset()
@@ -285,7 +294,7 @@ class Optimizer:
     def compute_dtype(self, param_dtype: Any) -> Any:
         """The dtype a leaf's rule runs in: its param's, widened by its slots' dtypes and,
         with master weights, to float32."""
-        dtypes = [param_dtype, *(d for _, d in self.slot_dtypes or ())]
+        dtypes = [param_dtype, *(slot_storage.compute_dtype(d) for _, d in self.slot_dtypes or ())]
         if self.master_weights:
             dtypes.append(jnp.float32)
         return jnp.result_type(*dtypes)
@@ -304,12 +313,15 @@ class Optimizer:
         def slot(name: str) -> PyTree:
             if name == "master_weights":
                 return jax.tree.map(lambda p: jnp.asarray(p, jnp.float32), params)
-            return jax.tree_util.tree_map_with_path(
-                lambda path, p: self.init_slot(
-                    name, p, self.slot_dtype(name, jnp.result_type(p)), jax.tree_util.keystr(path)
-                ),
-                params,
-            )
+
+            def leaf(path: Any, p: jax.Array) -> Any:
+                dtype = self.slot_dtype(name, jnp.result_type(p))
+                value = self.init_slot(
+                    name, p, slot_storage.compute_dtype(dtype), jax.tree_util.keystr(path)
+                )
+                return slot_storage.init(value, dtype, name not in self.nonnegative_slots)
+
+            return jax.tree_util.tree_map_with_path(leaf, params)
 
         slots = {name: slot(name) for name in self.all_slot_names()}
         hyperparams = {k: jnp.asarray(v, jnp.float32) for k, v in self._initial.items()}
@@ -373,7 +385,9 @@ class Optimizer:
         self._check_state(state)
         names, all_names = self.slot_names(), self.all_slot_names()
         if all_names:
-            check_same_tree(state.slots[all_names[0]], grads, "params", "grads")
+            check_same_tree(
+                slot_storage.shapes(state.slots[all_names[0]]), grads, "params", "grads"
+            )
         check_float_leaves(grads, "grads")
         if params is not None:
             check_same_tree(params, grads, "params", "grads")
@@ -436,15 +450,19 @@ class Optimizer:
                 dtype = cdtypes[i]
                 base = decay_weights(pi, ctx.cast(wd, dtype), lr.astype(dtype))
             u, s = self.leaf_update(
-                gi, base, {n: slots[n][i].astype(cdtypes[i]) for n in names}, ctx
+                gi, base, {n: slot_storage.load(slots[n][i], cdtypes[i]) for n in names}, ctx
             )
-            s = {n: s[n].astype(slots[n][i].dtype) for n in names}  # stored dtypes
+            s = {n: slot_storage.store(s[n], slots[n][i]) for n in names}  # stored forms
             # An assigning rule returned the new value itself; its update is the difference.
             value = u if self.assigns_params else None
             if value is not None:
                 u = value - base
             for n in names:
-                new_slots[n].append(s[n] if not k else jnp.where(is_update, s[n], slots[n][i]))
+                new_slots[n].append(
+                    s[n]
+                    if not k
+                    else jax.tree.map(lambda a, b: jnp.where(is_update, a, b), s[n], slots[n][i])
+                )
             if k:
                 u = jnp.where(is_update, u, jnp.zeros_like(u))
                 base = pi if base is None else jnp.where(is_update, base, pi)
