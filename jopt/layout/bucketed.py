@@ -15,6 +15,7 @@ from jopt.base import OptimizerState
 from jopt.layout.packing import Layout, Place
 from jopt.optimizers.base import Optimizer
 from jopt.pytrees import check_same_tree
+from jopt.slot_storage import values
 from jopt.validation import check_int
 
 __all__ = ["Bucketed", "BucketedState", "bucketed"]
@@ -249,10 +250,11 @@ class Bucketed:
 
         Example: see :class:`Bucketed`.
         """
+        slots = {name: values(flat) for name, flat in state.inner.slots.items()}  # 8-bit: float32
         if state.offsets is None:
-            return dict(state.inner.slots)
+            return slots
         layout = self.layout(params)
-        return {name: layout.unpack(flat) for name, flat in state.inner.slots.items()}
+        return {name: layout.unpack(flat) for name, flat in slots.items()}
 
     def lr(self, step_or_state: Any = None) -> jax.Array:
         """The learning rate (see :meth:`jopt.Optimizer.lr`); takes this wrapper's state."""

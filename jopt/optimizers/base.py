@@ -587,6 +587,22 @@ class Optimizer:
                 "optimizer"
             )
 
+    def slots(self, state: OptimizerState) -> dict[str, PyTree]:
+        """Each slot by name, shaped like the params, with 8-bit slots (``slot_dtypes``
+        ``"int8"``) dequantized to float32; other slots as stored.
+
+        Example:
+            >>> import jax.numpy as jnp, jopt
+            >>> opt = jopt.SGD(0.1, momentum=0.9, slot_dtypes={"momentum": "int8"})
+            >>> params = {"w": jnp.ones(4096)}
+            >>> grads = {"w": jnp.linspace(-1.0, 1.0, 4096)}
+            >>> params, state = opt.apply_gradients(grads, opt.init(params), params)
+            >>> type(state.slots["momentum"]["w"]).__name__, opt.slots(state)["momentum"]["w"][0]
+            ('Quantized', Array(0.1, dtype=float32))
+        """
+        self._check_state(state)
+        return {name: slot_storage.values(slot) for name, slot in state.slots.items()}
+
     def averaged_params(self, state: OptimizerState) -> PyTree:
         """The EMA of the params kept in the state (``use_ema=True``), shaped like the params.
 
