@@ -62,6 +62,7 @@ from jopt.optimizers import (
 from jopt.summaries import summary
 from jopt.sweeps import sweep_init
 from jopt.train_state import TrainState
+from jopt.transforms.quantization import Quantized
 
 __version__ = "0.1.0"
 
@@ -88,6 +89,7 @@ __all__ = [
     "OptimizerState",
     "Partition",
     "PartitionState",
+    "Quantized",
     "RMSprop",
     "RestoreReport",
     "ScheduleFreeAdamW",

@@ -16,9 +16,9 @@ equals ``bitsandbytes.functional.dequantize_blockwise`` (block 256).
 
 :func:`quantize_blockwise` picks the code nearest to ``x / s`` (in float32), always:
 bitsandbytes' CPU kernel does not for a few percent of the unsigned map's small values.
-The search is one ``searchsorted`` over the 255 exact decision thresholds (the float32
-values just above each midpoint of two neighbouring codes), cheap under XLA and usable
-under ``jit`` and ``vmap``.
+The search is exact against the 255 decision thresholds (the float32 values just above
+each midpoint of two neighbouring codes), and cheap under XLA: a table lookup on the
+value's float32 bits and one compare, usable under ``jit`` and ``vmap``.
 
 Signed codes are stored as ``int8`` (the index minus 128) and unsigned ones as ``uint8``
 (the index), so a stored slot says itself which map it uses.
@@ -81,6 +81,42 @@ def _thresholds(codes: np.ndarray) -> np.ndarray:
 
 
 _THRESHOLDS = {signed: _thresholds(m) for signed, m in _MAPS.items()}
+
+# The nearest-code search, cheap in XLA: the float32 bits of x / s, shifted to keep the
+# sign, the exponent and _KEY_BITS mantissa bits, index a table of the first threshold
+# index of that narrow range of values; a range holds at most _STEPS thresholds (1 for
+# 7 bits, for both maps), so _STEPS compares finish the search exactly.
+_KEY_BITS = 7
+
+
+def _search_table(thresholds: np.ndarray) -> tuple[np.ndarray, int]:
+    keys = np.arange(2 ** (9 + _KEY_BITS), dtype=np.uint32)
+    low_bits = keys << (23 - _KEY_BITS)
+    ends = low_bits.view(np.float32), (low_bits | ((1 << (23 - _KEY_BITS)) - 1)).view(np.float32)
+    finite = np.isfinite(ends[0]) & np.isfinite(ends[1])  # NaN and Inf keys: any entry
+    low = np.where(finite, np.minimum(*ends), 0)
+    high = np.where(finite, np.maximum(*ends), 0)
+    first = np.searchsorted(thresholds, low, side="right")
+    steps = int((np.searchsorted(thresholds, high, side="right") - first).max())
+    return first.astype(np.uint8), steps
+
+
+_TABLES = {signed: _search_table(t) for signed, t in _THRESHOLDS.items()}
+
+
+def _nearest_index(normed: jax.Array, signed: bool) -> jax.Array:
+    """``searchsorted(thresholds, normed, side="right")`` for float32 ``normed``: the
+    index of the nearest code."""
+    table, steps = _TABLES[signed]
+    # +inf after the last threshold: a value in the top range compares False past it.
+    thresholds = jnp.asarray(np.append(_THRESHOLDS[signed], np.float32(np.inf)))
+    key = jax.lax.shift_right_logical(
+        jax.lax.bitcast_convert_type(normed, jnp.uint32), jnp.uint32(23 - _KEY_BITS)
+    )
+    index = jnp.asarray(table)[key].astype(jnp.int32)
+    for _ in range(steps):
+        index = index + (normed >= thresholds[index]).astype(jnp.int32)
+    return index
 
 
 def dynamic_map(signed: bool = True) -> np.ndarray:
@@ -165,7 +201,7 @@ def quantize_blockwise(x: Any, signed: bool = True) -> Quantized:
     blocks = _blocks(x.astype(jnp.float32))
     scale = jnp.max(jnp.abs(blocks), axis=1)
     normed = blocks / jnp.where(scale == 0, jnp.float32(1), scale)[:, None]
-    index = jnp.searchsorted(jnp.asarray(_THRESHOLDS[signed]), normed, side="right")
+    index = _nearest_index(normed, signed)
     index = index.reshape(-1)[: x.size].reshape(x.shape)
     codes = (index - 128).astype(jnp.int8) if signed else index.astype(jnp.uint8)
     return Quantized(codes, scale)
