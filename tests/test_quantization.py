@@ -102,3 +102,16 @@ def test_a_zero_block_stays_zero_and_bad_input_is_refused() -> None:
         dequantize_blockwise(jnp.ones(3))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="codes must be int8 or uint8, got int32"):
         dequantize_blockwise(Quantized(jnp.ones(3, jnp.int32), jnp.ones(1)))
+
+
+@pytest.mark.parametrize("signed", SIGNS)
+def test_the_table_search_is_searchsorted_at_every_threshold_and_between(signed: bool) -> None:
+    from jopt.transforms.quantization import _THRESHOLDS, _nearest_index
+
+    t = _THRESHOLDS[signed]
+    around = [t, np.nextafter(t, -np.inf), np.nextafter(t, np.inf), data(signed).ravel() / 8]
+    x = np.concatenate([*around, [0.0, -0.0, 1.0, -1.0, 1e-38, -1e-38]]).astype(np.float32)
+    x = x if signed else np.abs(x)
+    np.testing.assert_array_equal(
+        _nearest_index(jnp.asarray(x), signed), np.searchsorted(t, x, side="right")
+    )
