@@ -366,6 +366,34 @@ def update_keeps_shardings() -> None:
         assert_same_layout(jopt.apply_updates(params, updates), params, f"{name} apply_updates")
 
 
+@check
+def int8_slots_follow_row_shards() -> None:
+    """8-bit slots of a row-sharded param: codes and block scales are split as the param
+    (each device's rows are whole blocks, so it quantizes its own shard), and the run is
+    bit-identical to one device's."""
+    mesh = jax.make_mesh((8,), ("data",), axis_types=(AxisType.Auto,))
+    tx = jopt.Adam(0.01, slot_dtypes={"momentum": "int8", "velocity": "int8"})
+    rng = np.random.default_rng(0)
+    host = [{"w": rng.standard_normal((128, 64)).astype(np.float32)} for _ in range(STEPS + 1)]
+    runs = []
+    for where in (None, NamedSharding(mesh, P("data", None))):
+        put = (
+            (lambda x: jnp.asarray(x))
+            if where is None
+            else functools.partial(jax.device_put, device=where)
+        )
+        params = jax.tree.map(put, host[0])
+        state = tx.init(params)
+        for t in range(STEPS):
+            params, state = tx.apply_gradients(jax.tree.map(put, host[t + 1]), state, params)
+        runs.append((params, state))
+    q = runs[1][1].slots["velocity"]["w"]
+    assert q.codes.sharding.spec == P("data", None), q.codes.sharding
+    assert q.scale.sharding.spec == P("data"), q.scale.sharding
+    for a, b in zip(jax.tree.leaves(runs[0]), jax.tree.leaves(runs[1]), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def _compiled_step(tx: Any, params: Any, grads: Any, state: Any) -> str:
     return STEP.lower(tx, grads, state, params).compile().as_text()
 
