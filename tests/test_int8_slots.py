@@ -306,3 +306,15 @@ def test_bucketed_blocks_run_over_the_flat_buckets() -> None:
     assert all(diff[k] < 0.03 * moved[k] for k in moved)
     slots = opt.slots(state, p)
     assert slots["momentum"]["w"].shape == SHAPE
+
+
+def test_muons_momentum_is_8_bit_and_moves_the_params_as_float32_states_do() -> None:
+    base = jopt.Muon(0.01)
+    opt = jopt.Muon(0.01, slot_dtypes=INT8)
+    p0 = params0()
+    state = opt.init(p0)
+    assert isinstance(state.slots["momentum"]["w"], Quantized)  # Muon rule: no velocity
+    p, _ = train(opt, p0, state, range(3))
+    want, _ = train(base, p0, base.init(p0), range(3))
+    moved = float(jnp.abs(want["w"] - p0["w"]).mean())
+    assert float(jnp.abs(p["w"] - want["w"]).mean()) < 0.03 * moved
