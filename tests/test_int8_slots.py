@@ -318,3 +318,12 @@ def test_muons_momentum_is_8_bit_and_moves_the_params_as_float32_states_do() -> 
     want, _ = train(base, p0, base.init(p0), range(3))
     moved = float(jnp.abs(want["w"] - p0["w"]).mean())
     assert float(jnp.abs(p["w"] - want["w"]).mean()) < 0.03 * moved
+
+
+def test_gradient_accumulation_keeps_the_8_bit_slots_between_updates() -> None:
+    opt = jopt.Adam(0.01, slot_dtypes=INT8, gradient_accumulation_steps=2)
+    p, s = train(opt, params0(), opt.init(params0()), range(2))  # one update applied
+    p2, s2 = opt.apply_gradients(grads(2), s, p)  # accumulates only
+    chex.assert_trees_all_equal((p2, s2.slots["momentum"]), (p, s.slots["momentum"]))
+    _, s3 = opt.apply_gradients(grads(3), s2, p2)  # the next update
+    assert not np.array_equal(s3.slots["momentum"]["w"].codes, s.slots["momentum"]["w"].codes)
