@@ -171,6 +171,23 @@ class Quantized(NamedTuple):
         return dequantize_blockwise(self)
 
 
+def _whole(x: jax.Array) -> tuple[jax.Array, Any]:
+    """``x`` replicated if it is split over explicit mesh axes (whose arrays cannot be
+    flattened into blocks as they are), and its sharding to give the result back."""
+    sharding: Any = getattr(jax.typeof(x), "sharding", None)
+    mesh: Any = getattr(sharding, "mesh", None)
+    explicit = mesh is not None and any(
+        t == jax.sharding.AxisType.Explicit for t in getattr(mesh, "axis_types", ())
+    )
+    if not explicit or all(s is None for s in sharding.spec):
+        return x, None
+    return jax.sharding.reshard(x, jax.sharding.NamedSharding(mesh, jax.P())), sharding
+
+
+def _placed(x: jax.Array, sharding: Any) -> jax.Array:
+    return x if sharding is None else jax.sharding.reshard(x, sharding)
+
+
 def _blocks(x: jax.Array) -> jax.Array:
     """``x`` flattened, zero-padded to whole blocks, as ``(blocks, BLOCK_SIZE)``."""
     flat = jnp.reshape(x, (-1,))
@@ -198,13 +215,14 @@ def quantize_blockwise(x: Any, signed: bool = True) -> Quantized:
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"quantize_blockwise needs a floating array, got {x.dtype}")
+    x, sharding = _whole(x)
     blocks = _blocks(x.astype(jnp.float32))
     scale = jnp.max(jnp.abs(blocks), axis=1)
     normed = blocks / jnp.where(scale == 0, jnp.float32(1), scale)[:, None]
     index = _nearest_index(normed, signed)
     index = index.reshape(-1)[: x.size].reshape(x.shape)
     codes = (index - 128).astype(jnp.int8) if signed else index.astype(jnp.uint8)
-    return Quantized(codes, scale)
+    return Quantized(_placed(codes, sharding), scale)
 
 
 def dequantize_blockwise(q: Quantized) -> jax.Array:
@@ -225,7 +243,9 @@ def dequantize_blockwise(q: Quantized) -> jax.Array:
     signed = jnp.dtype(codes.dtype) == jnp.int8
     if not signed and jnp.dtype(codes.dtype) != jnp.uint8:
         raise TypeError(f"Quantized.codes must be int8 or uint8, got {codes.dtype}")
+    codes, sharding = _whole(codes)
+    scale, _ = _whole(jnp.asarray(q.scale, jnp.float32))
     index = codes.astype(jnp.int32) + (128 if signed else 0)
     values = jnp.asarray(_MAPS[bool(signed)])[_blocks(index)]
-    out = values * jnp.asarray(q.scale, jnp.float32)[:, None]
-    return out.reshape(-1)[: codes.size].reshape(codes.shape)
+    out = values * scale[:, None]
+    return _placed(out.reshape(-1)[: codes.size].reshape(codes.shape), sharding)
