@@ -292,18 +292,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     parser.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder")
+    parser.add_argument("--lm-steps", type=int, default=1500, help="LM training steps")
+    parser.add_argument("--digits-epochs", type=int, default=30, help="MLP training epochs")
+    parser.add_argument("--rounds", type=int, default=15, help="step-time rounds of 10 steps")
     args = parser.parse_args(argv)
     if args.quick:
         digits_args, lm_args, rounds = (2, 64), (20, 32, 1), 2
     else:
-        digits_args, lm_args, rounds = (30, 256), (1500, 128, 2), 15
-    results = {
-        "digits MLP": digits_benchmark(*digits_args, rounds),
-        "stdlib char LM": lm_benchmark(*lm_args, rounds),
-    }
+        digits_args = (args.digits_epochs, 256)
+        lm_args, rounds = (args.lm_steps, 128, 2), args.rounds
+    results = {"digits MLP": digits_benchmark(*digits_args, rounds)}
+    print("digits MLP done", flush=True)
+    results["stdlib char LM"] = lm_benchmark(*lm_args, rounds)
     args.out.mkdir(parents=True, exist_ok=True)
     plot(results, args.out / "int8_states.png")
-    meta = {"quick": args.quick, "jax": jax.__version__, "python": sys.version.split()[0]}
+    meta = {
+        "quick": args.quick,
+        "lm_steps": lm_args[0],
+        "digits_epochs": digits_args[0],
+        "rounds": rounds,
+        "jax": jax.__version__,
+        "python": sys.version.split()[0],
+    }
     (args.out / "int8_states.json").write_text(json.dumps({"meta": meta, **results}, indent=1))
     print(f"{'model':16} {'params':>8} {'state B/param':>15} {'final loss':>19} "
           f"{'accuracy %':>15} {'step ms':>13} {'ratio':>6}")  # fmt: skip
