@@ -10,7 +10,10 @@ signed one. Leaves under :data:`MIN_QUANTIZED_SIZE` elements stay float32, as in
 bitsandbytes (``min_8bit_size``): their bytes are few and their error would be worst.
 
 The base optimizer calls :func:`init`, :func:`load` and :func:`store` at its three slot
-points; nothing else needs to know how a slot is stored.
+points (plus :func:`compute_dtype`, :func:`check_quantizable` and :func:`shapes` for its
+dtype rule, its constructor's checks and its grads-against-slots check); readers of
+slots by name (``opt.slots(state)``, :func:`jopt.summary`, ``jopt.bucketed``) use
+:func:`values` and :func:`is_quantized`.
 """
 
 from __future__ import annotations
