@@ -62,7 +62,7 @@ from jopt.optimizers import (
 from jopt.summaries import summary
 from jopt.sweeps import sweep_init
 from jopt.train_state import TrainState
-from jopt.transforms.quantization import Quantized
+from jopt.formulas.quantization import Quantized
 
 __version__ = "0.1.0"
 

@@ -20,7 +20,7 @@ from jopt.base import GradientTransformation, OptimizerState
 from jopt.groups import Partition, PartitionState
 from jopt.layout.bucketed import BucketedState
 from jopt.optimizers.loss_scale import LossScaleState, SkipNonFiniteState
-from jopt.slot_storage import is_quantized
+from jopt.core.slot_storage import is_quantized
 
 __all__ = ["StateSummary", "lr_of", "step_of", "summary"]
 

@@ -16,7 +16,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 import jopt
-from jopt.transforms.quantization import Quantized
+from jopt.formulas.quantization import Quantized
 
 INT8 = {"momentum": "int8", "velocity": "int8"}
 SHAPE = (64, 64)  # 4096 elements: the smallest leaf stored in 8 bits

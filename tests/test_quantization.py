@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jopt.transforms.quantization import (
+from jopt.formulas.quantization import (
     Quantized,
     dequantize_blockwise,
     dynamic_map,
@@ -106,7 +106,7 @@ def test_a_zero_block_stays_zero_and_bad_input_is_refused() -> None:
 
 @pytest.mark.parametrize("signed", SIGNS)
 def test_the_table_search_is_searchsorted_at_every_threshold_and_between(signed: bool) -> None:
-    from jopt.transforms.quantization import _THRESHOLDS, _nearest_index
+    from jopt.formulas.quantization import _THRESHOLDS, _nearest_index
 
     t = _THRESHOLDS[signed]
     around = [t, np.nextafter(t, -np.inf), np.nextafter(t, np.inf), data(signed).ravel() / 8]

@@ -15,7 +15,7 @@ from jopt.base import OptimizerState
 from jopt.layout.packing import Layout, Place
 from jopt.optimizers.base import Optimizer
 from jopt.pytrees import check_same_tree
-from jopt.slot_storage import values
+from jopt.core.slot_storage import values
 from jopt.validation import check_int
 
 __all__ = ["Bucketed", "BucketedState", "bucketed"]

@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-from jopt import schedules, slot_storage
+from jopt import schedules
+from jopt.core import slot_storage
 from jopt.base import OptimizerState, StepContext
 from jopt.optimizers.options import OPTION_DEFAULTS, validate_options
 from jopt.pytrees import check_float_leaves, check_same_tree
@@ -114,7 +115,7 @@ class Optimizer:
     optional_hyperparams: ClassVar[frozenset[str]] = frozenset()
 
     #: Slots whose values are never negative (a second moment, an accumulator): stored
-    #: ``"int8"`` with the unsigned map, twice as fine (see :mod:`jopt.slot_storage`).
+    #: ``"int8"`` with the unsigned map, twice as fine (see :mod:`jopt.core.slot_storage`).
     nonnegative_slots: ClassVar[frozenset[str]] = frozenset()
 
     #: Slots that cannot be stored ``"int8"``, each with the reason (a whole-leaf view,

@@ -34,7 +34,7 @@ class OptimizerOptions(TypedDict, total=False):
       "velocity": "float32"}``; slots not named take their param's dtype (Keras's rule).
       The rule computes in the widest of the param's and its slots' dtypes. ``"int8"``
       stores a slot block-wise 8-bit (bitsandbytes' dynamic map, computed in float32;
-      see :mod:`jopt.slot_storage`).
+      see :mod:`jopt.core.slot_storage`).
     * ``master_weights`` (jopt): keep a float32 copy of each param in the state; the
       update is computed on it in float32 and the param is its rounding.
     """

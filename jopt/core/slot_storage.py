@@ -1,7 +1,7 @@
 """How a slot is stored between steps: in a dtype, or block-wise 8-bit.
 
 ``slot_dtypes={"momentum": "int8"}`` asks for 8-bit storage: the slot is kept as a
-:class:`~jopt.transforms.quantization.Quantized` (one byte per element plus one float32
+:class:`~jopt.formulas.quantization.Quantized` (one byte per element plus one float32
 scale per block of 256, bitsandbytes' block-wise dynamic quantization), the rule runs in
 float32 on its dequantized value, and the new value is quantized again, all inside the
 step. A slot whose values are never negative (a second moment, an accumulator: the
@@ -23,7 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jopt.transforms.quantization import Quantized, quantize_blockwise
+from jopt.formulas.quantization import Quantized, quantize_blockwise
 
 __all__ = [
     "INT8",
