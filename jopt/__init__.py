@@ -41,6 +41,7 @@ from jopt.core.protocol import (
     apply_updates,
 )
 from jopt.core.state import OptimizerState, StepContext
+from jopt.formulas.quantization import Quantized
 from jopt.layout import Bucketed, BucketedState, bucketed
 from jopt.optimizers import (
     LBFGS,
@@ -113,6 +114,7 @@ __all__ = [
     "Partition",
     "PartitionState",
     "PerLeafRule",
+    "Quantized",
     "RMSprop",
     "RestoreReport",
     "RuntimeConstants",

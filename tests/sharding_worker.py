@@ -366,6 +366,55 @@ def update_keeps_shardings() -> None:
         assert_same_layout(jopt.apply_updates(params, updates), params, f"{name} apply_updates")
 
 
+@check
+def int8_slots_follow_row_shards() -> None:
+    """8-bit slots of a row-sharded param: codes and block scales are split as the param
+    (each device's rows are whole blocks, so it quantizes its own shard), and the run is
+    bit-identical to one device's."""
+    mesh = jax.make_mesh((8,), ("data",), axis_types=(AxisType.Auto,))
+    tx = jopt.Adam(0.01, slot_dtypes={"momentum": "int8", "velocity": "int8"})
+    rng = np.random.default_rng(0)
+    host = [{"w": rng.standard_normal((128, 64)).astype(np.float32)} for _ in range(STEPS + 1)]
+    runs = []
+    for where in (None, NamedSharding(mesh, P("data", None))):
+        put = (
+            (lambda x: jnp.asarray(x))
+            if where is None
+            else functools.partial(jax.device_put, device=where)
+        )
+        params = jax.tree.map(put, host[0])
+        state = tx.init(params)
+        for t in range(STEPS):
+            params, state = tx.apply_gradients(jax.tree.map(put, host[t + 1]), state, params)
+        runs.append((params, state))
+    q = runs[1][1].slots["velocity"]["w"]
+    assert q.codes.sharding.spec == P("data", None), q.codes.sharding
+    assert q.scale.sharding.spec == P("data"), q.scale.sharding
+    for a, b in zip(jax.tree.leaves(runs[0]), jax.tree.leaves(runs[1]), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@check
+def int8_slots_with_zero_1_on_an_explicit_mesh() -> None:
+    """ZeRO-1 (``zero_axis="data"``) of replicated params on an explicit-axes mesh: the
+    8-bit codes are split over the data axis, and the numbers are one device's (a leaf
+    split over explicit axes is gathered to quantize it)."""
+    mesh = jax.make_mesh((8,), ("data",), axis_types=(AxisType.Explicit,))
+    tx = jopt.Adam(0.01, slot_dtypes={"momentum": "int8", "velocity": "int8"})
+    rng = np.random.default_rng(1)
+    host = [{"w": rng.standard_normal((128, 64)).astype(np.float32)} for _ in range(STEPS + 1)]
+    params, state = jax.tree.map(jnp.asarray, host[0]), tx.init(jax.tree.map(jnp.asarray, host[0]))
+    rep = NamedSharding(mesh, P())
+    zp = jax.device_put(host[0], rep)
+    zs = sharding.init_sharded(tx, zp, zero_axis="data")
+    for t in range(STEPS):
+        params, state = tx.apply_gradients(jax.tree.map(jnp.asarray, host[t + 1]), state, params)
+        zp, zs = tx.apply_gradients(jax.device_put(host[t + 1], rep), zs, zp)
+    assert zs.slots["momentum"]["w"].codes.sharding.spec == P("data", None)
+    for a, b in zip(jax.tree.leaves((params, state)), jax.tree.leaves((zp, zs)), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def _compiled_step(tx: Any, params: Any, grads: Any, state: Any) -> str:
     return STEP.lower(tx, grads, state, params).compile().as_text()
 

@@ -171,6 +171,18 @@ for bad, error, pattern in (
     ({"momentumm": "float32"}, ValueError, r"slot_dtypes names \['momentumm'\]"),
 ):
     row(f"Adam(slot_dtypes={bad!r})", lambda b=bad: jopt.Adam(slot_dtypes=b), error, pattern)
+row(
+    "Adafactor(slot_dtypes={'r': 'int8'})",
+    lambda: jopt.Adafactor(slot_dtypes={"r": "int8"}),
+    ValueError,
+    r"slot_dtypes\['r'\] = 'int8': Adafactor's 'r' cannot be stored in 8 bits",
+)
+row(
+    "Quantized with int32 codes",
+    lambda: jopt.Quantized(jnp.ones(3, jnp.int32), jnp.ones(1)).dequantize(),
+    TypeError,
+    "Quantized.codes must be int8 or uint8, got int32",
+)
 for kw, pattern in (
     (dict(learning_rate=-1.0), r"learning_rate must be in \[0, inf\), got -1"),
     (dict(beta_1=1.0), r"beta_1 must be in \[0, 1\)"),

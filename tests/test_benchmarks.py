@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).parent.parent
 
@@ -49,3 +52,28 @@ def test_step_time_benchmark_quick_run(tmp_path: Path) -> None:
             assert set(group["first_step_s"][lib]) == stages
             mem = group["memory"][lib]
             assert mem["peak"] == mem["argument"] + mem["output"] - mem["alias"] + mem["temp"]
+
+
+def test_int8_states_benchmark_quick_run(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "int8_states.py"),
+            "--quick",
+            "--out",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's jopt
+    )
+    result = json.loads((tmp_path / "int8_states.json").read_text())
+    assert (tmp_path / "int8_states.png").stat().st_size > 0
+    for model in ("digits MLP", "stdlib char LM"):
+        r = result[model]
+        for key in ("step_time_ratio", "loss_ratio", "accuracy_points", "params"):
+            assert np.isfinite(r[key])
+        assert r["float32"]["state_bytes_per_param"] == 8.0
+        assert r["int8"]["state_bytes_per_param"] < 8.0
+        assert len(r["int8"]["curve"]) == len(r["float32"]["curve"]) > 0

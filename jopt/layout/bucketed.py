@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from jopt.composites.delegation import WrapsOne
 from jopt.core.protocol import Applies, Composite, PerLeafRule, RuntimeConstants
 from jopt.core.pytrees import check_same_tree
+from jopt.core.slot_storage import values
 from jopt.core.state import OptimizerState, html_state, pretty_state
 from jopt.core.validation import check_int
 from jopt.layout.packing import Layout, Place
@@ -265,10 +266,11 @@ class Bucketed(WrapsOne, Applies, RuntimeConstants):
 
         Example: see :class:`Bucketed`.
         """
+        slots = {name: values(flat) for name, flat in state.inner.slots.items()}  # 8-bit: float32
         if state.offsets is None:
-            return dict(state.inner.slots)
+            return slots
         layout = self.layout(params)
-        return {name: layout.unpack(flat) for name, flat in state.inner.slots.items()}
+        return {name: layout.unpack(flat) for name, flat in slots.items()}
 
     # ---- capabilities ---------------------------------------------------------------
 

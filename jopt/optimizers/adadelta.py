@@ -51,6 +51,7 @@ class Adadelta(Optimizer):
     """
 
     keras_name = "adadelta"
+    nonnegative_slots = frozenset({"accumulated_grad", "accumulated_delta_var"})
     hyperparam_names = ("rho", "epsilon")
 
     rho: float

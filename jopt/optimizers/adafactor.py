@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -110,6 +110,11 @@ class Adafactor(Optimizer):
     elementwise = False  # reads each leaf's shape or norm
 
     keras_name = "adafactor"
+    exact_slots: ClassVar[dict[str, str]] = {
+        name: "Adafactor's factored moments (r, c and the unfactored velocity) are "
+        "row and column statistics of a whole leaf, not elementwise values"
+        for name in ("velocity", "r", "c")
+    }
     hyperparam_names = ("beta_2_decay", "epsilon_1", "epsilon_2", "clip_threshold")
 
     beta_2_decay: int | float

@@ -47,6 +47,7 @@ class Adagrad(Optimizer):
     """
 
     keras_name = "adagrad"
+    nonnegative_slots = frozenset({"accumulator"})
     # initial_accumulator_value is read by init only: it stays in the config.
     hyperparam_names = ("epsilon",)
 

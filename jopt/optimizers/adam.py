@@ -51,6 +51,7 @@ class Adam(Optimizer):
     """
 
     keras_name = "adam"
+    nonnegative_slots = frozenset({"velocity", "velocity_hat"})
     hyperparam_names = ("beta_1", "beta_2", "epsilon")
 
     beta_1: float

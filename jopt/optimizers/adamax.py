@@ -51,6 +51,7 @@ class Adamax(Optimizer):
     """
 
     keras_name = "adamax"
+    nonnegative_slots = frozenset({"norm"})
     hyperparam_names = ("beta_1", "beta_2", "epsilon")
 
     beta_1: float

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -68,6 +68,11 @@ class Ftrl(Optimizer):
     """
 
     keras_name = "ftrl"
+    exact_slots: ClassVar[dict[str, str]] = {
+        name: "Ftrl sets the weights from its accumulator and linear term themselves "
+        "directly, so 8-bit rounding of them would move the weights, not just the step"
+        for name in ("accumulator", "linear")
+    }
     assigns_params = True
     # initial_accumulator_value is read by init only: it stays in the config.
     hyperparam_names = (

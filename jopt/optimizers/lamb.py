@@ -63,6 +63,7 @@ class Lamb(Optimizer):
     elementwise = False  # reads each leaf's shape or norm
 
     keras_name = "lamb"
+    nonnegative_slots = frozenset({"velocity"})
     hyperparam_names = ("beta_1", "beta_2", "epsilon")
 
     beta_1: float

@@ -117,6 +117,7 @@ class Muon(Optimizer):
     elementwise = False  # reads each leaf's shape or norm
 
     keras_name = "muon"
+    nonnegative_slots = frozenset({"velocity"})
     # weight_decay is the base option's; exclude_*, ns_steps and nesterov shape the step.
     hyperparam_names = (
         "adam_beta_1",

@@ -84,6 +84,7 @@ class Nadam(Optimizer):
     """
 
     keras_name = "nadam"
+    nonnegative_slots = frozenset({"velocity"})
     hyperparam_names = ("beta_1", "beta_2", "epsilon")
 
     beta_1: float

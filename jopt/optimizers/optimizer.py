@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jopt import schedules
+from jopt.core import slot_storage
 from jopt.core.compiled import CompiledStep
 from jopt.core.hyperparams import set_hyperparams
 from jopt.core.placement import replicate_like
@@ -114,6 +115,14 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
     #: (SGD's ``momentum``): held only when on, as the base options are.
     optional_hyperparams: ClassVar[frozenset[str]] = frozenset()
 
+    #: Slots whose values are never negative (a second moment, an accumulator): stored
+    #: ``"int8"`` with the unsigned map, twice as fine (see :mod:`jopt.core.slot_storage`).
+    nonnegative_slots: ClassVar[frozenset[str]] = frozenset()
+
+    #: Slots that cannot be stored ``"int8"``, each with the reason (a whole-leaf view,
+    #: or values the rule needs exactly).
+    exact_slots: ClassVar[dict[str, str]] = {}
+
     learning_rate: LearningRate
     decay: float
     name: str
@@ -166,6 +175,7 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
                 f"slot_dtypes names {unknown}, which {type(self).__name__} does not keep; "
                 f"its slots are {list(self.all_slot_names())}"
             )
+        slot_storage.check_quantizable(self, dict(self.slot_dtypes or ()))
 
     # ---- configuration: frozen, hashable, readable ----------------------------------
 
@@ -285,7 +295,7 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
     def compute_dtype(self, param_dtype: Any) -> Any:
         """The dtype a leaf's rule runs in: its param's, widened by its slots' dtypes and,
         with master weights, to float32."""
-        dtypes = [param_dtype, *(d for _, d in self.slot_dtypes or ())]
+        dtypes = [param_dtype, *(slot_storage.compute_dtype(d) for _, d in self.slot_dtypes or ())]
         if self.master_weights:
             dtypes.append(jnp.float32)
         return jnp.result_type(*dtypes)
@@ -304,12 +314,15 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
         def slot(name: str) -> PyTree:
             if name == "master_weights":
                 return jax.tree.map(lambda p: jnp.asarray(p, jnp.float32), params)
-            return jax.tree_util.tree_map_with_path(
-                lambda path, p: self.init_slot(
-                    name, p, self.slot_dtype(name, jnp.result_type(p)), jax.tree_util.keystr(path)
-                ),
-                params,
-            )
+
+            def leaf(path: Any, p: jax.Array) -> Any:
+                dtype = self.slot_dtype(name, jnp.result_type(p))
+                value = self.init_slot(
+                    name, p, slot_storage.compute_dtype(dtype), jax.tree_util.keystr(path)
+                )
+                return slot_storage.init(value, dtype, name not in self.nonnegative_slots)
+
+            return jax.tree_util.tree_map_with_path(leaf, params)
 
         slots = {name: slot(name) for name in self.all_slot_names()}
         hyperparams = {k: jnp.asarray(v, jnp.float32) for k, v in self._initial.items()}
@@ -465,6 +478,22 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
                 f"uses {sorted(self._initial)}: it was made by a differently configured "
                 "optimizer"
             )
+
+    def slots(self, state: OptimizerState) -> dict[str, PyTree]:
+        """Each slot by name, shaped like the params, with 8-bit slots (``slot_dtypes``
+        ``"int8"``) dequantized to float32; other slots as stored.
+
+        Example:
+            >>> import jax.numpy as jnp, jopt
+            >>> opt = jopt.SGD(0.1, momentum=0.9, slot_dtypes={"momentum": "int8"})
+            >>> params = {"w": jnp.ones(4096)}
+            >>> grads = {"w": jnp.linspace(-1.0, 1.0, 4096)}
+            >>> params, state = opt.apply_gradients(grads, opt.init(params), params)
+            >>> type(state.slots["momentum"]["w"]).__name__, opt.slots(state)["momentum"]["w"][0]
+            ('Quantized', Array(0.1, dtype=float32))
+        """
+        self.check_state(state)
+        return {name: slot_storage.values(slot) for name, slot in state.slots.items()}
 
     def averaged_params(self, state: OptimizerState) -> PyTree:
         """The EMA of the params kept in the state (``use_ema=True``), shaped like the params.

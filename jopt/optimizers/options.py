@@ -32,7 +32,9 @@ class OptimizerOptions(TypedDict, total=False):
       string, whose leaves get no weight decay.
     * ``slot_dtypes`` (jopt): a dtype per slot name, e.g. ``{"momentum": "bfloat16",
       "velocity": "float32"}``; slots not named take their param's dtype (Keras's rule).
-      The rule computes in the widest of the param's and its slots' dtypes.
+      The rule computes in the widest of the param's and its slots' dtypes. ``"int8"``
+      stores a slot block-wise 8-bit (bitsandbytes' dynamic map, computed in float32;
+      see :mod:`jopt.core.slot_storage`).
     * ``master_weights`` (jopt): keep a float32 copy of each param in the state; the
       update is computed on it in float32 and the param is its rounding.
     """
@@ -98,8 +100,11 @@ def validate_options(options: dict[str, Any]) -> dict[str, Any]:
                 dtype = jnp.dtype(dtype)
             except TypeError:
                 raise TypeError(f"slot_dtypes[{slot!r}] is not a dtype: {dtype!r}") from None
-            if not jnp.issubdtype(dtype, jnp.floating):
-                raise TypeError(f"slot_dtypes[{slot!r}] must be a floating dtype, got {dtype}")
+            if not jnp.issubdtype(dtype, jnp.floating) and dtype != jnp.int8:
+                raise TypeError(
+                    f"slot_dtypes[{slot!r}] must be a floating dtype or 'int8' (block-wise "
+                    f"8-bit), got {dtype}"
+                )
             pairs.append((slot, dtype.name))
         slot_dtypes = tuple(sorted(pairs))  # hashable
     return {

@@ -57,6 +57,7 @@ class RMSprop(Optimizer):
     """
 
     keras_name = "rm_sprop"
+    nonnegative_slots = frozenset({"velocity"})
     hyperparam_names = ("rho", "momentum", "epsilon")
     optional_hyperparams = frozenset({"momentum"})
 

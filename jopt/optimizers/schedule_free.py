@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -64,6 +64,11 @@ class ScheduleFreeAdamW(Optimizer):
     """
 
     keras_name = "schedule_free_adam_w"
+    nonnegative_slots = frozenset({"velocity"})
+    exact_slots: ClassVar[dict[str, str]] = {
+        "momentum": "it is z, the iterate the params are interpolated from (a copy of "
+        "the params, needed exactly)"
+    }
     # warmup_steps is an int that shapes the step: it stays in the config.
     hyperparam_names = ("beta_1", "beta_2", "epsilon")
     # Keras assigns y_new to the variable: leaf_update returns it, not a difference.

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import jax.numpy as jnp
 
+from jopt.core import slot_storage
 from jopt.core.pytrees import check_float_leaves, check_same_tree
 from jopt.core.state import OptimizerState, StepContext, next_step
 from jopt.formulas.averaging import every, param_average
@@ -30,11 +31,9 @@ __all__ = [
     "average",
     "clip",
     "finish",
-    "load_slot",
     "master_copy",
     "prepare",
     "rule",
-    "store_slot",
     "unscale",
 ]
 
@@ -62,16 +61,6 @@ class Step:
     new_p: list[Any] = dataclasses.field(default_factory=list)  # in the params' dtypes
 
 
-def load_slot(stored: Any, dtype: Any) -> jax.Array:
-    """A slot leaf as the rule reads it: its stored value in the rule's ``dtype``."""
-    return jnp.asarray(stored).astype(dtype)
-
-
-def store_slot(value: jax.Array, like: Any) -> Any:
-    """A slot leaf's new value as the state stores it: in the dtype of ``like``."""
-    return value.astype(jnp.result_type(like))
-
-
 def prepare(
     opt: Optimizer, grads: PyTree, state: OptimizerState, params: PyTree | None, want_params: bool
 ) -> Step:
@@ -79,7 +68,7 @@ def prepare(
     opt.check_state(state)
     names, all_names = opt.slot_names(), opt.all_slot_names()
     if all_names:
-        check_same_tree(state.slots[all_names[0]], grads, "params", "grads")
+        check_same_tree(slot_storage.shapes(state.slots[all_names[0]]), grads, "params", "grads")
     check_float_leaves(grads, "grads")
     if params is not None:
         check_same_tree(params, grads, "params", "grads")
@@ -181,8 +170,9 @@ def rule(opt: Optimizer, s: Step, decay_names: list[str | None] | None) -> None:
         )
         if wd:
             base = decay_weights(pi, ctx.cast(wd, dtype), lr.astype(dtype))
-        u, new = opt.leaf_update(gi, base, {n: load_slot(s.slots[n][i], dtype) for n in names}, ctx)
-        new = {n: store_slot(new[n], s.slots[n][i]) for n in names}
+        loaded = {n: slot_storage.load(s.slots[n][i], dtype) for n in names}
+        u, new = opt.leaf_update(gi, base, loaded, ctx)
+        new = {n: slot_storage.store(new[n], s.slots[n][i]) for n in names}  # stored forms
         # An assigning rule returned the new value itself; its update is the difference.
         value = u if opt.assigns_params else None
         if value is not None:

@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from jopt.core.protocol import Composite, HasLearningRate, StateContainer, is_transformation
+from jopt.core.slot_storage import is_quantized
 from jopt.core.state import OptimizerState, set_state_display
 
 __all__ = ["StateSummary", "Summarizable", "lr_of", "step_of", "summary"]
@@ -103,11 +104,17 @@ def describe_tree(tree: PyTree) -> str:
 
     Works on concrete, traced and abstract (``jax.eval_shape``) arrays alike.
     """
-    leaves = [x for x in jax.tree.leaves(tree) if hasattr(x, "dtype")]
+    # An 8-bit slot leaf (codes and block scales) counts as one array of its codes' size.
+    leaves = [x for x in jax.tree.leaves(tree, is_leaf=is_quantized) if hasattr(x, "shape")]
     size = sum(int(np.prod(np.shape(x), dtype=np.int64)) for x in leaves)
-    dtypes = ", ".join(dict.fromkeys(str(np.dtype(x.dtype)) for x in leaves)) or "values"
+    dtypes = ", ".join(dict.fromkeys(_dtype_name(x) for x in leaves)) or "values"
     arrays = "1 array" if len(leaves) == 1 else f"{len(leaves)} arrays"
-    return f"{arrays} of {size:,} {dtypes} ({format_bytes(sum(map(_nbytes, leaves)))})"
+    nbytes = sum(_nbytes(a) for a in jax.tree.leaves(leaves))
+    return f"{arrays} of {size:,} {dtypes} ({format_bytes(nbytes)})"
+
+
+def _dtype_name(x: Any) -> str:
+    return "8-bit blocks" if is_quantized(x) else str(np.dtype(x.dtype))
 
 
 def format_value(x: Any) -> str:
