@@ -241,3 +241,15 @@ def test_the_sample_covers_every_pair_with_a_composition() -> None:
     assert {(n, c) for n, _, c in SAMPLE} == {(n, c) for n, _ in CLASSES for c in COMPOSITIONS}
     assert {(o, c) for _, o, c in SAMPLE} == {(o, c) for o in OPTIONS for c in COMPOSITIONS}
     assert set(SAMPLE) <= set(CUBE)
+
+
+@pytest.mark.parametrize(("name", "cls"), CLASSES, ids=[n for n, _ in CLASSES])
+def test_the_options_slots_start_at_zero_whatever_the_rules_own_start(name: str, cls: type) -> None:
+    # Keras creates the gradient accumulators and the EMA averages with zeros, also for
+    # an optimizer whose own slots start elsewhere (Adagrad's and Ftrl's accumulators).
+    opt = cls(learning_rate=0.05, gradient_accumulation_steps=2, use_ema=True)
+    state = opt.init(tree(PARAMS, jnp.float32))
+    for slot in ("gradient_accumulator", "average"):
+        chex.assert_trees_all_equal(
+            state.slots[slot], tree(jax.tree.map(np.zeros_like, PARAMS), jnp.float32)
+        )

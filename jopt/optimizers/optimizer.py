@@ -315,10 +315,15 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
             if name == "master_weights":
                 return jax.tree.map(lambda p: jnp.asarray(p, jnp.float32), params)
 
+            own = name in self.slot_names()  # the options' slots start at zero
+
             def leaf(path: Any, p: jax.Array) -> Any:
                 dtype = self.slot_dtype(name, jnp.result_type(p))
-                value = self.init_slot(
-                    name, p, slot_storage.compute_dtype(dtype), jax.tree_util.keystr(path)
+                compute = slot_storage.compute_dtype(dtype)
+                value = (
+                    self.init_slot(name, p, compute, jax.tree_util.keystr(path))
+                    if own
+                    else jnp.zeros_like(p, compute)
                 )
                 return slot_storage.init(value, dtype, name not in self.nonnegative_slots)
 

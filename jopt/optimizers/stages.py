@@ -178,9 +178,12 @@ def rule(opt: Optimizer, s: Step, decay_names: list[str | None] | None) -> None:
         if value is not None:
             u = value - base
         for n in names:
-            s.new_slots[n].append(
-                new[n] if keep is None else jnp.where(keep, new[n], s.slots[n][i])
+            kept = (
+                new[n]
+                if keep is None  # an 8-bit slot is a pytree (codes, scales): kept leaf by leaf
+                else jax.tree.map(lambda a, b: jnp.where(keep, a, b), new[n], s.slots[n][i])
             )
+            s.new_slots[n].append(kept)
         if keep is not None:
             u = jnp.where(keep, u, jnp.zeros_like(u))
             base = pi if base is None else jnp.where(keep, base, pi)
