@@ -1,14 +1,19 @@
 """The Keras optimizer classes: a short module each, composing :mod:`jopt.transforms`."""
 
+from jopt.optimizers.adabelief import AdaBelief
 from jopt.optimizers.adadelta import Adadelta
 from jopt.optimizers.adafactor import Adafactor
 from jopt.optimizers.adagrad import Adagrad
 from jopt.optimizers.adam import Adam
 from jopt.optimizers.adamax import Adamax
 from jopt.optimizers.adamw import AdamW
+from jopt.optimizers.adan import Adan
+from jopt.optimizers.ademamix import AdEMAMix
+from jopt.optimizers.adopt import ADOPT
 from jopt.optimizers.base import Optimizer
 from jopt.optimizers.ftrl import Ftrl
 from jopt.optimizers.lamb import Lamb
+from jopt.optimizers.lars import LARS
 from jopt.optimizers.lion import Lion
 from jopt.optimizers.loss_scale import (
     LossScaleOptimizer,
@@ -18,19 +23,29 @@ from jopt.optimizers.loss_scale import (
 )
 from jopt.optimizers.muon import Muon
 from jopt.optimizers.nadam import Nadam
+from jopt.optimizers.prodigy import Prodigy
+from jopt.optimizers.radam import RAdam
 from jopt.optimizers.rmsprop import RMSprop
+from jopt.optimizers.rprop import Rprop
 from jopt.optimizers.schedule_free import ScheduleFreeAdamW
 from jopt.optimizers.serialization import deserialize, get, serialize
 from jopt.optimizers.sgd import SGD
+from jopt.optimizers.sign_sgd import SignSGD
+from jopt.optimizers.yogi import Yogi
 
 __all__ = [
+    "ADOPT",
+    "LARS",
     "SGD",
+    "AdEMAMix",
+    "AdaBelief",
     "Adadelta",
     "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",
     "Adamax",
+    "Adan",
     "Ftrl",
     "Lamb",
     "Lion",
@@ -39,10 +54,15 @@ __all__ = [
     "Muon",
     "Nadam",
     "Optimizer",
+    "Prodigy",
+    "RAdam",
     "RMSprop",
+    "Rprop",
     "ScheduleFreeAdamW",
+    "SignSGD",
     "SkipNonFinite",
     "SkipNonFiniteState",
+    "Yogi",
     "deserialize",
     "get",
     "serialize",

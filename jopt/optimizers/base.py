@@ -254,6 +254,20 @@ class Optimizer:
         """Computes once per step what every leaf shares; may replace ``ctx.scalars``."""
         return ctx
 
+    def begin_step_with_leaves(
+        self,
+        ctx: StepContext,
+        grads: list[jax.Array],
+        params: list[jax.Array | None],
+        slots: dict[str, list[jax.Array]],
+    ) -> StepContext:
+        """:meth:`begin_step`, for a rule whose shared scalars are sums over every leaf
+        (Prodigy's step-size estimate): it sees the step's gradients (clipped and
+        accumulated), the params and the rule's slots as lists of leaves, in the compute
+        dtype. The default calls :meth:`begin_step`."""
+        del grads, params, slots
+        return self.begin_step(ctx)
+
     def leaf_update(
         self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -422,7 +436,10 @@ class Optimizer:
             g = [jnp.where(is_update, (x + a) / k, x) for x, a in zip(g, acc, strict=True)]
         g = self._clip(g, ctx)
 
-        ctx = self.begin_step(ctx)
+        rule_slots = {
+            n: [x.astype(d) for x, d in zip(slots[n], cdtypes, strict=True)] for n in names
+        }
+        ctx = self.begin_step_with_leaves(ctx, g, p, rule_slots)
         updates: list[Any] = []
         new_p: list[Any] = []
         for i, (gi, pi) in enumerate(zip(g, p, strict=True)):
