@@ -444,6 +444,70 @@ row(
     "needs params",
 )
 
+# The catalogue beyond Keras: the ranges and needs of its rules.
+for what, call, error, pattern in (
+    (
+        "RAdam(beta_2=1.0)",
+        lambda: jopt.RAdam(beta_2=1.0),
+        ValueError,
+        r"beta_2 must be in \[0, 1\)",
+    ),
+    (
+        "AdaBelief(epsilon_root=-1)",
+        lambda: jopt.AdaBelief(epsilon_root=-1),
+        ValueError,
+        "epsilon_root",
+    ),
+    (
+        "Yogi(initial_accumulator_value=-1)",
+        lambda: jopt.Yogi(initial_accumulator_value=-1),
+        ValueError,
+        "initial_accumulator_value",
+    ),
+    (
+        "LARS(trust_coefficient=0)",
+        lambda: jopt.LARS(trust_coefficient=0),
+        ValueError,
+        r"trust_coefficient must be in \(0",
+    ),
+    ("Adan(beta_3=1.0)", lambda: jopt.Adan(beta_3=1.0), ValueError, "beta_3 must be in"),
+    ("ADOPT(epsilon=0)", lambda: jopt.ADOPT(epsilon=0.0), ValueError, r"epsilon must be in \(0"),
+    ("AdEMAMix(alpha=-1)", lambda: jopt.AdEMAMix(alpha=-1.0), ValueError, "alpha must be in"),
+    ("Prodigy(d0=0)", lambda: jopt.Prodigy(d0=0.0), ValueError, r"d0 must be in \(0"),
+    (
+        "Rprop(eta_minus=1)",
+        lambda: jopt.Rprop(eta_minus=1.0),
+        ValueError,
+        r"eta_minus must be in \(0, 1\)",
+    ),
+    ("Rprop(eta_plus=1)", lambda: jopt.Rprop(eta_plus=1.0), ValueError, r"eta_plus must be in \(1"),
+    (
+        "Rprop(max_step_size < min_step_size)",
+        lambda: jopt.Rprop(min_step_size=1.0, max_step_size=0.5),
+        ValueError,
+        r"max_step_size must be in \[1",
+    ),
+    (
+        "SignSGD(momentum=1)",
+        lambda: jopt.SignSGD(momentum=1.0),
+        ValueError,
+        r"momentum must be in \[0, 1\)",
+    ),
+    (
+        "LARS.update without params",
+        lambda: jopt.LARS().update(PARAMS, jopt.LARS().init(PARAMS)),
+        ValueError,
+        "LARS needs params",
+    ),
+    (
+        "Prodigy.update without params",
+        lambda: jopt.Prodigy().update(PARAMS, jopt.Prodigy().init(PARAMS)),
+        ValueError,
+        "Prodigy needs params",
+    ),
+):
+    row(what, call, error, pattern)
+
 # Wrappers, chains, partitions, building blocks.
 SKIP = jopt.SkipNonFinite(jopt.Adam())
 LSO = jopt.LossScaleOptimizer(jopt.Adam())

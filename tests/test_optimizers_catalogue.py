@@ -137,9 +137,7 @@ CASES: list[tuple[str, jopt.Optimizer, Callable[[], Any]]] = [
     ("Prodigy", jopt.Prodigy(), optax_ref(optax.contrib.prodigy())),
     (
         "Prodigy-decay-safeguard",
-        jopt.Prodigy(
-            2.0, beta_3=0.9, d0=1e-3, adaptive_weight_decay=0.05, safeguard_warmup=True
-        ),
+        jopt.Prodigy(2.0, beta_3=0.9, d0=1e-3, adaptive_weight_decay=0.05, safeguard_warmup=True),
         optax_ref(
             optax.contrib.prodigy(
                 2.0, beta3=0.9, estim_lr0=1e-3, weight_decay=0.05, safeguard_warmup=True
@@ -150,9 +148,7 @@ CASES: list[tuple[str, jopt.Optimizer, Callable[[], Any]]] = [
     (
         "Rprop-bounds",
         jopt.Rprop(0.1, eta_minus=0.3, eta_plus=1.5, min_step_size=0.02, max_step_size=0.2),
-        torch_ref(
-            lambda p: torch.optim.Rprop(p, lr=0.1, etas=(0.3, 1.5), step_sizes=(0.02, 0.2))
-        ),
+        torch_ref(lambda p: torch.optim.Rprop(p, lr=0.1, etas=(0.3, 1.5), step_sizes=(0.02, 0.2))),
     ),
     ("SignSGD", jopt.SignSGD(0.05), optax_ref(optax.sign_sgd(0.05))),
     ("Signum", jopt.SignSGD(0.05, momentum=0.9), optax_ref(optax.signum(0.05, 0.9))),
@@ -177,3 +173,67 @@ def test_matches_its_reference_for_25_steps(opt: Any, reference: Any, jit: bool)
     moved = worst_relative_error(ref[-1:], [PARAMS])  # the run goes somewhere
     assert moved > 1e-3, moved
     assert err <= RTOL, f"worst relative error {err:.2e} over {STEPS} steps"
+
+
+def first_step_with(bad: float, opt: Any, reference: Any) -> tuple[list[Any], list[Any]]:
+    """One step from PARAMS with element [0, 1] of the rank-2 gradient set to ``bad``:
+    jopt's new params and the reference's, leaf by leaf."""
+    grads = {k: np.asarray(v) for k, v in grads_at(PARAMS, 0, np).items()}
+    grads["r2"] = grads["r2"].copy()
+    grads["r2"][0, 1] = bad
+    params = {k: jnp.asarray(v) for k, v in PARAMS.items()}
+    new, _ = opt.apply({k: jnp.asarray(v) for k, v in grads.items()}, opt.init(params), params)
+    return [np.asarray(new[k]) for k in SHAPES], reference(grads)
+
+
+def optax_one_step(tx: Any) -> Callable[[dict[str, np.ndarray]], list[np.ndarray]]:
+    def step(grads: dict[str, np.ndarray]) -> list[np.ndarray]:
+        params = {k: jnp.asarray(v) for k, v in PARAMS.items()}
+        updates, _ = tx.update(
+            {k: jnp.asarray(v) for k, v in grads.items()}, tx.init(params), params
+        )
+        new = optax.apply_updates(params, updates)
+        return [np.asarray(new[k]) for k in SHAPES]
+
+    return step
+
+
+def torch_one_step(make: Callable[[list[torch.Tensor]], Any]) -> Callable[[Any], list[Any]]:
+    def step(grads: dict[str, np.ndarray]) -> list[np.ndarray]:
+        tensors = [torch.tensor(PARAMS[k], requires_grad=True) for k in SHAPES]
+        for x, k in zip(tensors, SHAPES, strict=True):
+            x.grad = torch.tensor(grads[k])
+        make(tensors).step()
+        return [x.detach().numpy() for x in tensors]
+
+    return step
+
+
+# One row per class (one eager step each): a NaN or +Inf in one gradient element reaches
+# the same params as in its reference (that element; its leaf for LARS's norms; every
+# leaf for Prodigy's sums; none for Rprop, whose sign(NaN) is 0 in torch).
+NON_FINITE = [
+    ("RAdam", jopt.RAdam(0.05), optax_one_step(optax.radam(0.05))),
+    ("AdaBelief", jopt.AdaBelief(0.05), optax_one_step(optax.adabelief(0.05))),
+    ("Yogi", jopt.Yogi(0.05), optax_one_step(optax.yogi(0.05))),
+    ("LARS", jopt.LARS(10.0), optax_one_step(optax.lars(10.0))),
+    ("Adan", jopt.Adan(0.05), optax_one_step(optax.adan(0.05))),
+    ("ADOPT", jopt.ADOPT(0.05), optax_one_step(optax.contrib.adopt(0.05))),
+    ("AdEMAMix", jopt.AdEMAMix(0.05), optax_one_step(optax.contrib.ademamix(0.05))),
+    ("Prodigy", jopt.Prodigy(), optax_one_step(optax.contrib.prodigy())),
+    ("Rprop", jopt.Rprop(0.01), torch_one_step(lambda p: torch.optim.Rprop(p, lr=0.01))),
+    ("Signum", jopt.SignSGD(0.05, momentum=0.9), optax_one_step(optax.signum(0.05, 0.9))),
+]
+
+
+@pytest.mark.parametrize(
+    "opt, reference", [c[1:] for c in NON_FINITE], ids=[c[0] for c in NON_FINITE]
+)
+def test_a_non_finite_gradient_reaches_the_params_its_reference_reaches(
+    opt: Any, reference: Any
+) -> None:
+    for bad in (np.nan, np.inf):
+        got, expected = first_step_with(bad, opt, reference)
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+            np.testing.assert_array_equal(np.isinf(a), np.isinf(b))

@@ -101,5 +101,5 @@ class AdaBelief(Optimizer):
             ctx.complement("beta_2", dtype),
         ) + ctx.cast("epsilon_root", dtype)
         m_hat = nesterov_debias(m, g, b1, c1, b1t, b1t1) if self.nesterov else debias(m, b1t)
-        direction = m_hat / (jnp.sqrt(debias(s, b2t)) + ctx.cast("epsilon", dtype))
+        direction = m_hat / (jnp.sqrt(debias(s, b2t)) + ctx.epsilon("epsilon", dtype))
         return -(ctx.lr_as(dtype) * direction), {"momentum": m, "velocity": s}

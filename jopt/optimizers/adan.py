@@ -108,6 +108,6 @@ class Adan(Optimizer):
         v = ema("velocity", "beta_3", jnp.square(g + c2 * d))
         u = debias(m, b1t) + c2 * debias(n_d, b2t)
         root = jnp.sqrt(debias(v, b3t) + ctx.cast("epsilon_root", dtype))
-        direction = u / (root + ctx.cast("epsilon", dtype))
+        direction = u / (root + ctx.epsilon("epsilon", dtype))
         new = {"momentum": m, "difference_momentum": n_d, "velocity": v, "previous_gradient": g}
         return -(ctx.lr_as(dtype) * direction), new

@@ -104,7 +104,7 @@ class AdEMAMix(Optimizer):
         m1, m2 = ema("momentum", "beta_1", g), ema("slow_momentum", "beta_3", g)
         v = ema("velocity", "beta_2", jnp.square(g))
         direction = (debias(m1, b1t) + ctx.cast("alpha", dtype) * m2) / (
-            jnp.sqrt(debias(v, b2t)) + ctx.cast("epsilon", dtype)
+            jnp.sqrt(debias(v, b2t)) + ctx.epsilon("epsilon", dtype)
         )
         new = {"momentum": m1, "slow_momentum": m2, "velocity": v}
         return -(ctx.lr_as(dtype) * direction), new

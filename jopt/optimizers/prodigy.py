@@ -16,6 +16,7 @@ from jopt.optimizers.base import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
 from jopt.transforms.bias_correction import beta_power
 from jopt.transforms.moments import ema_mix
+from jopt.transforms.numerics import nonzero
 from jopt.validation import check_bool, check_number
 
 __all__ = ["Prodigy"]
@@ -49,9 +50,11 @@ class Prodigy(Optimizer):
     them in the params' lowest dtype); the slot "initial_params" holds ``w0``. The sums
     span all leaves, computed once per step before the leaves
     (:meth:`begin_step_with_leaves`), so ``jopt.bucketed`` does not take it.
-    ``adaptive_weight_decay`` is optax's ``weight_decay`` (scaled by ``dlr``); the base
-    option ``weight_decay`` is Keras's ``w -= lr * weight_decay * w``, which is not scaled
-    by ``d``.
+    While every gradient so far is zero (``sum(|s|) = 0``) ``d`` stays as it is; optax's
+    estimate is then ``0 / 0`` and its params NaN; and ``d * epsilon`` is kept above 0
+    in a float16 leaf. ``adaptive_weight_decay`` is optax's ``weight_decay`` (scaled by
+    ``dlr``); the base option ``weight_decay`` is Keras's ``w -= lr * weight_decay * w``,
+    which is not scaled by ``d``.
 
     Args:
         learning_rate: a float >= 0 or a schedule, multiplying the estimate. Default 1.0.
@@ -183,7 +186,9 @@ class Prodigy(Optimizer):
             ]
         )
         numerator = b3 * numerator + d / d0 * dlr * travelled
-        new_d = jnp.maximum(d, ctx.cast("d_coef", f32) * numerator / sums)
+        # optax's max(d, 0 / 0) is NaN while every gradient so far is 0: keep d then.
+        estimate = ctx.cast("d_coef", f32) * numerator / jnp.where(sums > 0, sums, 1)
+        new_d = jnp.where(sums == 0, d, jnp.maximum(d, estimate))  # NaN sums: NaN, as optax
         cache = {} if ctx.cache is None else ctx.cache
         cache[_STEP] = (d, dlr, weight, new_d)
         return ctx._replace(scalars={"d": new_d, "numerator": numerator}, cache=cache)
@@ -193,7 +198,7 @@ class Prodigy(Optimizer):
     ) -> tuple[jax.Array, dict[str, Any]]:
         assert p is not None and ctx.cache is not None  # begin_step_with_leaves checked
         dtype = g.dtype
-        d, dlr, weight, new_d = (x.astype(dtype) for x in ctx.cache[_STEP])
+        d, dlr, weight = (x.astype(dtype) for x in ctx.cache[_STEP][:3])
         dg = d * g
         m = ema_mix(
             slots["momentum"], dg, ctx.cast("beta_1", dtype), ctx.complement("beta_1", dtype)
@@ -207,7 +212,9 @@ class Prodigy(Optimizer):
             slots["gradient_sum"], dg, ctx.cast("beta_3", dtype), weight, ctx.cast("d0", dtype)
         )
         decay = ctx.cast("adaptive_weight_decay", dtype) * dlr * p
-        update = -decay - dlr * m / (jnp.sqrt(v) + new_d * ctx.cast("epsilon", dtype))
+        # d * epsilon kept above 0 in the leaf's dtype (float16): a zero gradient gives 0, not 0 / 0
+        floor = nonzero(ctx.cache[_STEP][3] * ctx.value("epsilon", jnp.float32), dtype)
+        update = -decay - dlr * m / (jnp.sqrt(v) + floor)
         new = {
             "momentum": m,
             "velocity": v,

@@ -30,7 +30,9 @@ def rprop_step(
     factor = jnp.where(agree > 0, eta_plus, jnp.where(agree < 0, eta_minus, jnp.ones_like(g)))
     step_size = jnp.clip(step_size * factor, min_step, max_step)
     kept = jnp.where(agree < 0, jnp.zeros_like(g), g)
-    return -(jnp.sign(kept) * step_size), step_size, kept
+    # torch's sign(NaN) is 0: a NaN element is not moved (and its step size is kept).
+    direction = jnp.where(jnp.isnan(kept), jnp.zeros_like(kept), jnp.sign(kept))
+    return -(direction * step_size), step_size, kept
 
 
 class Rprop(Optimizer):
@@ -47,8 +49,11 @@ class Rprop(Optimizer):
         g_prev = g
 
     ``learning_rate`` is only the initial step size (torch's ``lr``): the rate of later
-    steps, a schedule's or a live value's, is not read. ``optax.rprop`` returns each
-    step one update late (its first update is 0); jopt follows torch.
+    steps, a schedule's or a live value's, is not read. As in torch, a NaN gradient element
+    leaves its param and step size as they are (``sign(NaN) = 0``; the NaN is kept as
+    ``g_prev``, so the next step does not grow or shrink that step size).
+    ``optax.rprop`` returns each step one update late (its first update is 0); jopt
+    follows torch.
 
     Args:
         learning_rate: the initial step size, > 0. Default 0.01 (torch's).

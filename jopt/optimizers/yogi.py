@@ -104,5 +104,5 @@ class Yogi(Optimizer):
             slots["momentum"], g, ctx.cast("beta_1", dtype), ctx.complement("beta_1", dtype)
         )
         v = yogi_second_moment(slots["velocity"], jnp.square(g), ctx.complement("beta_2", dtype))
-        direction = debias(m, b1t) / (jnp.sqrt(debias(v, b2t)) + ctx.cast("epsilon", dtype))
+        direction = debias(m, b1t) / (jnp.sqrt(debias(v, b2t)) + ctx.epsilon("epsilon", dtype))
         return -(ctx.lr_as(dtype) * direction), {"momentum": m, "velocity": v}
