@@ -38,6 +38,7 @@ from jopt.checkpoint import RestoreReport, restore_state
 from jopt.groups import Partition, PartitionState, freeze, partition, set_group_hyperparams
 from jopt.hyperparams import hyperparams, set_hyperparams
 from jopt.layout import Bucketed, BucketedState, bucketed
+from jopt.lookahead import Lookahead, LookaheadState
 from jopt.optimizers import (
     ADOPT,
     LARS,
@@ -95,6 +96,8 @@ __all__ = [
     "GradientTransformation",
     "Lamb",
     "Lion",
+    "Lookahead",
+    "LookaheadState",
     "LossScaleOptimizer",
     "LossScaleState",
     "Muon",

@@ -508,6 +508,48 @@ for what, call, error, pattern in (
 ):
     row(what, call, error, pattern)
 
+# Lookahead around any transformation.
+LOOKAHEAD = jopt.Lookahead(jopt.Adam())
+for what, call, error, pattern in (
+    (
+        "Lookahead(sync_period=0)",
+        lambda: jopt.Lookahead(jopt.Adam(), sync_period=0),
+        ValueError,
+        "sync_period must be an integer >= 1",
+    ),
+    (
+        "Lookahead(sync_period=2.5)",
+        lambda: jopt.Lookahead(jopt.Adam(), sync_period=2.5),
+        ValueError,
+        "sync_period must be an integer",
+    ),
+    (
+        "Lookahead(slow_step_size=2)",
+        lambda: jopt.Lookahead(jopt.Adam(), slow_step_size=2.0),
+        ValueError,
+        r"slow_step_size must be in \[0, 1\]",
+    ),
+    (
+        "Lookahead(inner=3)",
+        lambda: jopt.Lookahead(3),
+        TypeError,
+        "Lookahead wraps a transformation with init and update",
+    ),
+    (
+        "Lookahead.update(state=None)",
+        lambda: LOOKAHEAD.update(PARAMS, None, PARAMS),
+        TypeError,
+        "expects the LookaheadState",
+    ),
+    (
+        "Lookahead.update without params",
+        lambda: LOOKAHEAD.update(PARAMS, LOOKAHEAD.init(PARAMS)),
+        ValueError,
+        "Lookahead needs params",
+    ),
+):
+    row(what, call, error, pattern)
+
 # Wrappers, chains, partitions, building blocks.
 SKIP = jopt.SkipNonFinite(jopt.Adam())
 LSO = jopt.LossScaleOptimizer(jopt.Adam())
@@ -801,6 +843,7 @@ NOT_CALLED_WITH_USER_INPUT = {
     "BucketedState",
     "GradientTransformation",
     "LossScaleState",
+    "LookaheadState",
     "Optimizer",
     "OptimizerState",
     "Partition",
