@@ -70,6 +70,7 @@ from jopt.optimizers import (
     SkipNonFiniteState,
     Yogi,
 )
+from jopt.schedule_free import ScheduleFree, ScheduleFreeState
 from jopt.summaries import summary
 from jopt.sweeps import sweep_init
 from jopt.train_state import TrainState
@@ -111,7 +112,9 @@ __all__ = [
     "RMSprop",
     "RestoreReport",
     "Rprop",
+    "ScheduleFree",
     "ScheduleFreeAdamW",
+    "ScheduleFreeState",
     "SignSGD",
     "SkipNonFinite",
     "SkipNonFiniteState",

@@ -550,6 +550,54 @@ for what, call, error, pattern in (
 ):
     row(what, call, error, pattern)
 
+# ScheduleFree around any transformation.
+SF = jopt.ScheduleFree(jopt.Adam())
+for what, call, error, pattern in (
+    (
+        "ScheduleFree(inner=3)",
+        lambda: jopt.ScheduleFree(3),
+        TypeError,
+        "ScheduleFree wraps a transformation",
+    ),
+    (
+        "ScheduleFree(optax inner, no learning_rate)",
+        lambda: jopt.ScheduleFree(jopt.clip_by_norm(1.0)),
+        ValueError,
+        "pass learning_rate",
+    ),
+    (
+        "ScheduleFree(learning_rate=0)",
+        lambda: jopt.ScheduleFree(jopt.Adam(), learning_rate=0.0),
+        ValueError,
+        r"learning_rate must be in \(0",
+    ),
+    (
+        "ScheduleFree(beta_1=0)",
+        lambda: jopt.ScheduleFree(jopt.Adam(), beta_1=0.0),
+        ValueError,
+        r"beta_1 must be in \(0, 1\]",
+    ),
+    (
+        "ScheduleFree(weight_lr_power='2')",
+        lambda: jopt.ScheduleFree(jopt.Adam(), weight_lr_power="2"),
+        TypeError,
+        "weight_lr_power must be a real number",
+    ),
+    (
+        "ScheduleFree.update(state=None)",
+        lambda: SF.update(PARAMS, None, PARAMS),
+        TypeError,
+        "expects the ScheduleFreeState",
+    ),
+    (
+        "ScheduleFree.update without params",
+        lambda: SF.update(PARAMS, SF.init(PARAMS)),
+        ValueError,
+        "ScheduleFree needs params",
+    ),
+):
+    row(what, call, error, pattern)
+
 # Wrappers, chains, partitions, building blocks.
 SKIP = jopt.SkipNonFinite(jopt.Adam())
 LSO = jopt.LossScaleOptimizer(jopt.Adam())
@@ -844,6 +892,7 @@ NOT_CALLED_WITH_USER_INPUT = {
     "GradientTransformation",
     "LossScaleState",
     "LookaheadState",
+    "ScheduleFreeState",
     "Optimizer",
     "OptimizerState",
     "Partition",
