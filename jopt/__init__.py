@@ -70,6 +70,7 @@ from jopt.optimizers import (
     SkipNonFiniteState,
     Yogi,
 )
+from jopt.sam import SAM, SAMState
 from jopt.schedule_free import ScheduleFree, ScheduleFreeState
 from jopt.summaries import summary
 from jopt.sweeps import sweep_init
@@ -80,6 +81,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ADOPT",
     "LARS",
+    "SAM",
     "SGD",
     "AdEMAMix",
     "AdaBelief",
@@ -112,6 +114,7 @@ __all__ = [
     "RMSprop",
     "RestoreReport",
     "Rprop",
+    "SAMState",
     "ScheduleFree",
     "ScheduleFreeAdamW",
     "ScheduleFreeState",

@@ -598,6 +598,32 @@ for what, call, error, pattern in (
 ):
     row(what, call, error, pattern)
 
+# SAM around any transformation.
+SAM_OPT = jopt.SAM(jopt.Adam())
+for what, call, error, pattern in (
+    ("SAM(inner=3)", lambda: jopt.SAM(3), TypeError, "SAM wraps a transformation"),
+    ("SAM(rho=-1)", lambda: jopt.SAM(jopt.Adam(), rho=-1.0), ValueError, "rho must be in"),
+    (
+        "SAM(sync_period=1)",
+        lambda: jopt.SAM(jopt.Adam(), sync_period=1),
+        ValueError,
+        "sync_period must be an integer >= 2",
+    ),
+    (
+        "SAM.update(state=None)",
+        lambda: SAM_OPT.update(PARAMS, None, PARAMS),
+        TypeError,
+        "expects the SAMState",
+    ),
+    (
+        "SAM.update without params",
+        lambda: SAM_OPT.update(PARAMS, SAM_OPT.init(PARAMS)),
+        ValueError,
+        "SAM needs params",
+    ),
+):
+    row(what, call, error, pattern)
+
 # Wrappers, chains, partitions, building blocks.
 SKIP = jopt.SkipNonFinite(jopt.Adam())
 LSO = jopt.LossScaleOptimizer(jopt.Adam())
@@ -892,6 +918,7 @@ NOT_CALLED_WITH_USER_INPUT = {
     "GradientTransformation",
     "LossScaleState",
     "LookaheadState",
+    "SAMState",
     "ScheduleFreeState",
     "Optimizer",
     "OptimizerState",

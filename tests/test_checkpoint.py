@@ -40,6 +40,7 @@ OPTIMIZERS: list[Any] = [cls(learning_rate=0.05) for cls in OPTIMIZER_CLASSES] +
     jopt.SkipNonFinite(jopt.Adam(0.05)),
     jopt.Lookahead(jopt.Adam(0.05), sync_period=2),
     jopt.ScheduleFree(jopt.Adam(0.05, beta_1=0.0)),
+    jopt.SAM(jopt.Adam(0.05)),
     jopt.LossScaleOptimizer(jopt.Adam(0.05), initial_scale=8.0, dynamic_growth_steps=2),
     jopt.chain(jopt.clip_by_global_norm(1.0), jopt.Nadam(0.05)),
     jopt.partition(
