@@ -263,8 +263,8 @@ class Optimizer:
     ) -> StepContext:
         """:meth:`begin_step`, for a rule whose shared scalars are sums over every leaf
         (Prodigy's step-size estimate): it sees the step's gradients (clipped and
-        accumulated), the params and the rule's slots as lists of leaves, in the compute
-        dtype. The default calls :meth:`begin_step`."""
+        accumulated) and the params in the compute dtype, and the rule's slots in their
+        stored dtypes, as lists of leaves. The default calls :meth:`begin_step`."""
         del grads, params, slots
         return self.begin_step(ctx)
 
@@ -436,10 +436,7 @@ class Optimizer:
             g = [jnp.where(is_update, (x + a) / k, x) for x, a in zip(g, acc, strict=True)]
         g = self._clip(g, ctx)
 
-        rule_slots = {
-            n: [x.astype(d) for x, d in zip(slots[n], cdtypes, strict=True)] for n in names
-        }
-        ctx = self.begin_step_with_leaves(ctx, g, p, rule_slots)
+        ctx = self.begin_step_with_leaves(ctx, g, p, {n: slots[n] for n in names})
         updates: list[Any] = []
         new_p: list[Any] = []
         for i, (gi, pi) in enumerate(zip(g, p, strict=True)):

@@ -175,19 +175,21 @@ class Prodigy(Optimizer):
 
         travelled = total(
             [
-                jnp.vdot(g, s0 - p, precision=lax.Precision.HIGHEST).astype(f32)
+                jnp.vdot(g, s0.astype(p.dtype) - p, precision=lax.Precision.HIGHEST).astype(f32)
                 for g, s0, p in zip(grads, slots["initial_params"], known, strict=True)
             ]
         )
         sums = total(
             [
-                jnp.sum(jnp.abs(_gradient_sum(s, d * g, b3, weight, d0))).astype(f32)
+                jnp.sum(jnp.abs(_gradient_sum(s.astype(g.dtype), d * g, b3, weight, d0))).astype(
+                    f32
+                )
                 for s, g in zip(slots["gradient_sum"], grads, strict=True)
             ]
         )
         numerator = b3 * numerator + d / d0 * dlr * travelled
         # optax's max(d, 0 / 0) is NaN while every gradient so far is 0: keep d then.
-        estimate = ctx.cast("d_coef", f32) * numerator / jnp.where(sums > 0, sums, 1)
+        estimate = ctx.cast("d_coef", f32) * numerator / jnp.where(sums == 0, 1, sums)
         new_d = jnp.where(sums == 0, d, jnp.maximum(d, estimate))  # NaN sums: NaN, as optax
         cache = {} if ctx.cache is None else ctx.cache
         cache[_STEP] = (d, dlr, weight, new_d)
