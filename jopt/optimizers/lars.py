@@ -39,7 +39,8 @@ class LARS(Optimizer):
     trust ratio and the momentum see it. The base option ``weight_decay`` is Keras's
     decoupled ``w -= lr * weight_decay * w`` before the rule, a different rule. optax's
     masks (``weight_decay_mask``, ``trust_ratio_mask``) are not offered: use
-    ``jopt.partition`` to give some leaves (biases, norms) another optimizer.
+    ``jopt.partition`` to give some leaves (biases, norms) another optimizer. A NaN or
+    Inf in one gradient element makes its whole leaf non-finite (the norms), as in optax.
 
     Args:
         learning_rate: a float >= 0 or a schedule. Default 1.0.
