@@ -38,7 +38,7 @@ from jopt.checkpoint import RestoreReport, restore_state
 from jopt.groups import Partition, PartitionState, freeze, partition, set_group_hyperparams
 from jopt.hyperparams import hyperparams, set_hyperparams
 from jopt.layout import Bucketed, BucketedState, bucketed
-from jopt.lookahead import Lookahead, LookaheadState
+from jopt.composites.lookahead import Lookahead, LookaheadState
 from jopt.optimizers import (
     ADOPT,
     LARS,
@@ -70,8 +70,8 @@ from jopt.optimizers import (
     SkipNonFiniteState,
     Yogi,
 )
-from jopt.sam import SAM, SAMState
-from jopt.schedule_free import ScheduleFree, ScheduleFreeState
+from jopt.composites.sam import SAM, SAMState
+from jopt.composites.schedule_free import ScheduleFree, ScheduleFreeState
 from jopt.summaries import summary
 from jopt.sweeps import sweep_init
 from jopt.train_state import TrainState

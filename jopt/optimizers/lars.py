@@ -8,10 +8,10 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
-from jopt.base import StepContext
-from jopt.optimizers.base import LearningRate, Optimizer, default
+from jopt.core.state import StepContext
+from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
-from jopt.validation import check_bool, check_number
+from jopt.core.validation import check_bool, check_number
 
 __all__ = ["LARS"]
 

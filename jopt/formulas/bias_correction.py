@@ -2,7 +2,7 @@
 
 optax's ``scale_by_*`` transformations divide a moment by ``1 - beta**t`` after it is
 updated (Keras folds the correction into the step size instead, see
-:func:`jopt.transforms.learning_rate.adam_step_size`); the optimizers that follow
+:func:`jopt.formulas.learning_rate.adam_step_size`); the optimizers that follow
 optax (RAdam, AdaBelief, Yogi, Adan, AdEMAMix) use these.
 """
 

@@ -10,8 +10,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jopt.base import Transformation
-from jopt.validation import check_int, check_number
+from jopt.core.protocol import Transformation
+from jopt.core.validation import check_int, check_number
 
 __all__ = ["Lookahead", "LookaheadState"]
 

@@ -10,9 +10,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jopt.base import Transformation
-from jopt.optimizers.base import Optimizer
-from jopt.validation import check_number
+from jopt.core.protocol import Transformation
+from jopt.optimizers.optimizer import Optimizer
+from jopt.core.validation import check_number
 
 __all__ = ["ScheduleFree", "ScheduleFreeState"]
 

@@ -10,9 +10,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jopt.base import Transformation
-from jopt.transforms.clipping import global_norm
-from jopt.validation import check_int, check_number
+from jopt.core.protocol import Transformation
+from jopt.formulas.clipping import global_norm
+from jopt.core.validation import check_int, check_number
 
 __all__ = ["SAM", "SAMState"]
 
