@@ -25,6 +25,9 @@ from jopt.composites.groups import (
     partition,
     set_group_hyperparams,
 )
+from jopt.composites.lookahead import Lookahead, LookaheadState
+from jopt.composites.sam import SAM, SAMState
+from jopt.composites.schedule_free import ScheduleFree, ScheduleFreeState
 from jopt.core.compiled import apply_gradients
 from jopt.core.hyperparams import hyperparams, set_hyperparams
 from jopt.core.protocol import (
@@ -44,14 +47,19 @@ from jopt.core.state import OptimizerState, StepContext
 from jopt.formulas.quantization import Quantized
 from jopt.layout import Bucketed, BucketedState, bucketed
 from jopt.optimizers import (
+    ADOPT,
+    LARS,
     LBFGS,
     SGD,
+    AdaBelief,
     Adadelta,
     Adafactor,
     Adagrad,
     Adam,
     Adamax,
     AdamW,
+    Adan,
+    AdEMAMix,
     Ftrl,
     Lamb,
     LBFGSState,
@@ -61,10 +69,15 @@ from jopt.optimizers import (
     Muon,
     Nadam,
     Optimizer,
+    Prodigy,
+    RAdam,
     RMSprop,
+    Rprop,
     ScheduleFreeAdamW,
+    SignSGD,
     SkipNonFinite,
     SkipNonFiniteState,
+    Yogi,
 )
 from jopt.tools.checkpoint import RestoreReport, restore_state
 from jopt.tools.minimization import MinimizeResult, minimize
@@ -82,14 +95,20 @@ from jopt.transforms import (
 )
 
 __all__ = [
+    "ADOPT",
+    "LARS",
     "LBFGS",
+    "SAM",
     "SGD",
+    "AdEMAMix",
+    "AdaBelief",
     "Adadelta",
     "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",
     "Adamax",
+    "Adan",
     "Applies",
     "Block",
     "Bucketed",
@@ -104,6 +123,8 @@ __all__ = [
     "Lamb",
     "Lion",
     "LiveHyperparams",
+    "Lookahead",
+    "LookaheadState",
     "LossScaleOptimizer",
     "LossScaleState",
     "MinimizeResult",
@@ -114,17 +135,25 @@ __all__ = [
     "Partition",
     "PartitionState",
     "PerLeafRule",
+    "Prodigy",
     "Quantized",
+    "RAdam",
     "RMSprop",
     "RestoreReport",
+    "Rprop",
     "RuntimeConstants",
+    "SAMState",
+    "ScheduleFree",
     "ScheduleFreeAdamW",
+    "ScheduleFreeState",
+    "SignSGD",
     "SkipNonFinite",
     "SkipNonFiniteState",
     "StateContainer",
     "StepContext",
     "TrainState",
     "Transformation",
+    "Yogi",
     "add_decayed_weights",
     "apply_gradients",
     "apply_updates",

@@ -456,6 +456,186 @@ row(
     "needs params",
 )
 
+# The catalogue beyond Keras: the ranges and needs of its rules.
+for what, call, error, pattern in (
+    (
+        "RAdam(beta_2=1.0)",
+        lambda: jopt.RAdam(beta_2=1.0),
+        ValueError,
+        r"beta_2 must be in \[0, 1\)",
+    ),
+    (
+        "AdaBelief(epsilon_root=-1)",
+        lambda: jopt.AdaBelief(epsilon_root=-1),
+        ValueError,
+        "epsilon_root",
+    ),
+    (
+        "Yogi(initial_accumulator_value=-1)",
+        lambda: jopt.Yogi(initial_accumulator_value=-1),
+        ValueError,
+        "initial_accumulator_value",
+    ),
+    (
+        "LARS(trust_coefficient=0)",
+        lambda: jopt.LARS(trust_coefficient=0),
+        ValueError,
+        r"trust_coefficient must be in \(0",
+    ),
+    ("Adan(beta_3=1.0)", lambda: jopt.Adan(beta_3=1.0), ValueError, "beta_3 must be in"),
+    ("ADOPT(epsilon=0)", lambda: jopt.ADOPT(epsilon=0.0), ValueError, r"epsilon must be in \(0"),
+    ("AdEMAMix(alpha=-1)", lambda: jopt.AdEMAMix(alpha=-1.0), ValueError, "alpha must be in"),
+    ("Prodigy(d0=0)", lambda: jopt.Prodigy(d0=0.0), ValueError, r"d0 must be in \(0"),
+    (
+        "Rprop(eta_minus=1)",
+        lambda: jopt.Rprop(eta_minus=1.0),
+        ValueError,
+        r"eta_minus must be in \(0, 1\)",
+    ),
+    ("Rprop(eta_plus=1)", lambda: jopt.Rprop(eta_plus=1.0), ValueError, r"eta_plus must be in \(1"),
+    (
+        "Rprop(max_step_size < min_step_size)",
+        lambda: jopt.Rprop(min_step_size=1.0, max_step_size=0.5),
+        ValueError,
+        r"max_step_size must be in \[1",
+    ),
+    (
+        "SignSGD(momentum=1)",
+        lambda: jopt.SignSGD(momentum=1.0),
+        ValueError,
+        r"momentum must be in \[0, 1\)",
+    ),
+    (
+        "LARS.update without params",
+        lambda: jopt.LARS().update(PARAMS, jopt.LARS().init(PARAMS)),
+        ValueError,
+        "LARS needs params",
+    ),
+    (
+        "Prodigy.update without params",
+        lambda: jopt.Prodigy().update(PARAMS, jopt.Prodigy().init(PARAMS)),
+        ValueError,
+        "Prodigy needs params",
+    ),
+):
+    row(what, call, error, pattern)
+
+# Lookahead around any transformation.
+LOOKAHEAD = jopt.Lookahead(jopt.Adam())
+for what, call, error, pattern in (
+    (
+        "Lookahead(sync_period=0)",
+        lambda: jopt.Lookahead(jopt.Adam(), sync_period=0),
+        ValueError,
+        "sync_period must be an integer >= 1",
+    ),
+    (
+        "Lookahead(sync_period=2.5)",
+        lambda: jopt.Lookahead(jopt.Adam(), sync_period=2.5),
+        ValueError,
+        "sync_period must be an integer",
+    ),
+    (
+        "Lookahead(slow_step_size=2)",
+        lambda: jopt.Lookahead(jopt.Adam(), slow_step_size=2.0),
+        ValueError,
+        r"slow_step_size must be in \[0, 1\]",
+    ),
+    (
+        "Lookahead(inner=3)",
+        lambda: jopt.Lookahead(3),
+        TypeError,
+        "Lookahead wraps a transformation with init and update",
+    ),
+    (
+        "Lookahead.update(state=None)",
+        lambda: LOOKAHEAD.update(PARAMS, None, PARAMS),
+        TypeError,
+        "expects the LookaheadState",
+    ),
+    (
+        "Lookahead.update without params",
+        lambda: LOOKAHEAD.update(PARAMS, LOOKAHEAD.init(PARAMS)),
+        ValueError,
+        "Lookahead needs params",
+    ),
+):
+    row(what, call, error, pattern)
+
+# ScheduleFree around any transformation.
+SF = jopt.ScheduleFree(jopt.Adam())
+for what, call, error, pattern in (
+    (
+        "ScheduleFree(inner=3)",
+        lambda: jopt.ScheduleFree(3),
+        TypeError,
+        "ScheduleFree wraps a transformation",
+    ),
+    (
+        "ScheduleFree(optax inner, no learning_rate)",
+        lambda: jopt.ScheduleFree(jopt.clip_by_norm(1.0)),
+        ValueError,
+        "pass learning_rate",
+    ),
+    (
+        "ScheduleFree(learning_rate=0)",
+        lambda: jopt.ScheduleFree(jopt.Adam(), learning_rate=0.0),
+        ValueError,
+        r"learning_rate must be in \(0",
+    ),
+    (
+        "ScheduleFree(beta_1=0)",
+        lambda: jopt.ScheduleFree(jopt.Adam(), beta_1=0.0),
+        ValueError,
+        r"beta_1 must be in \(0, 1\]",
+    ),
+    (
+        "ScheduleFree(weight_lr_power='2')",
+        lambda: jopt.ScheduleFree(jopt.Adam(), weight_lr_power="2"),
+        TypeError,
+        "weight_lr_power must be a real number",
+    ),
+    (
+        "ScheduleFree.update(state=None)",
+        lambda: SF.update(PARAMS, None, PARAMS),
+        TypeError,
+        "expects the ScheduleFreeState",
+    ),
+    (
+        "ScheduleFree.update without params",
+        lambda: SF.update(PARAMS, SF.init(PARAMS)),
+        ValueError,
+        "ScheduleFree needs params",
+    ),
+):
+    row(what, call, error, pattern)
+
+# SAM around any transformation.
+SAM_OPT = jopt.SAM(jopt.Adam())
+for what, call, error, pattern in (
+    ("SAM(inner=3)", lambda: jopt.SAM(3), TypeError, "SAM wraps a transformation"),
+    ("SAM(rho=-1)", lambda: jopt.SAM(jopt.Adam(), rho=-1.0), ValueError, "rho must be in"),
+    (
+        "SAM(sync_period=1)",
+        lambda: jopt.SAM(jopt.Adam(), sync_period=1),
+        ValueError,
+        "sync_period must be an integer >= 2",
+    ),
+    (
+        "SAM.update(state=None)",
+        lambda: SAM_OPT.update(PARAMS, None, PARAMS),
+        TypeError,
+        "expects the SAMState",
+    ),
+    (
+        "SAM.update without params",
+        lambda: SAM_OPT.update(PARAMS, SAM_OPT.init(PARAMS)),
+        ValueError,
+        "SAM needs params",
+    ),
+):
+    row(what, call, error, pattern)
+
 # Wrappers, chains, partitions, building blocks.
 SKIP = jopt.SkipNonFinite(jopt.Adam())
 LSO = jopt.LossScaleOptimizer(jopt.Adam())
@@ -902,6 +1082,9 @@ NOT_CALLED_WITH_USER_INPUT = {
     "LBFGSState",
     "LossScaleState",
     "MinimizeResult",
+    "LookaheadState",
+    "SAMState",
+    "ScheduleFreeState",
     "Optimizer",
     "OptimizerState",
     "Partition",

@@ -38,6 +38,9 @@ OPTIMIZERS: list[Any] = [cls(learning_rate=0.05) for cls in OPTIMIZER_CLASSES] +
     jopt.Adam(0.05, weight_decay=0.1, clipnorm=1.0, use_ema=True, gradient_accumulation_steps=2),
     jopt.SGD(0.05, momentum=0.9, master_weights=True),
     jopt.SkipNonFinite(jopt.Adam(0.05)),
+    jopt.Lookahead(jopt.Adam(0.05), sync_period=2),
+    jopt.ScheduleFree(jopt.Adam(0.05, beta_1=0.0)),
+    jopt.SAM(jopt.Adam(0.05)),
     jopt.LossScaleOptimizer(jopt.Adam(0.05), initial_scale=8.0, dynamic_growth_steps=2),
     jopt.chain(jopt.clip_by_global_norm(1.0), jopt.Nadam(0.05)),
     jopt.partition(

@@ -38,6 +38,17 @@ OPTIMIZERS = [
     jopt.Muon(0.01),
     # As in Keras, bf16 rounds the default beta_2=0.999 to 1.0 and gives 0/0.
     jopt.ScheduleFreeAdamW(0.01, beta_2=0.99),
+    # The catalogue beyond Keras (tests/test_optimizers_catalogue.py has their references).
+    jopt.RAdam(0.01, nesterov=True),
+    jopt.AdaBelief(0.01),
+    jopt.Yogi(0.01),
+    jopt.LARS(1.0, nesterov=True, coupled_weight_decay=0.01),
+    jopt.Adan(0.01),
+    jopt.ADOPT(0.01),
+    jopt.AdEMAMix(0.01),
+    jopt.Prodigy(),
+    jopt.Rprop(0.01),
+    jopt.SignSGD(0.01, momentum=0.9),
 ]
 IDS = [repr(o) + ("-legacy" if type(o).__module__ == "jopt.legacy" else "") for o in OPTIMIZERS]
 

@@ -103,6 +103,16 @@ SPECS: list[tuple[Any, dict[str, Any]]] = [
     (jopt.Adafactor(0.01), dict(learning_rate=RATE)),
     (jopt.Muon(0.01, adam_beta_2=0.99), dict(learning_rate=RATE, momentum=UNIT)),
     (jopt.ScheduleFreeAdamW(0.01, beta_2=0.99), dict(learning_rate=RATE, beta_1=UNIT)),
+    (jopt.RAdam(0.01, beta_2=0.99), dict(learning_rate=RATE, beta_1=UNIT, epsilon=EPS)),
+    (jopt.AdaBelief(0.01, beta_2=0.99), dict(learning_rate=RATE, beta_1=UNIT, epsilon=EPS)),
+    (jopt.Yogi(0.01, beta_2=0.99), dict(learning_rate=RATE, beta_1=UNIT, epsilon=EPS)),
+    (jopt.LARS(1.0), dict(learning_rate=RATE, momentum=UNIT)),
+    (jopt.Adan(0.01), dict(learning_rate=RATE, beta_1=UNIT, beta_2=UNIT)),
+    (jopt.ADOPT(0.01, beta_2=0.99), dict(learning_rate=RATE, beta_1=UNIT)),
+    (jopt.AdEMAMix(0.01, beta_2=0.99), dict(learning_rate=RATE, alpha=st.floats(0.0, 8.0))),
+    (jopt.Prodigy(beta_2=0.99), dict(learning_rate=st.floats(0.1, 1.0), beta_1=UNIT)),
+    (jopt.Rprop(0.01), dict(eta_plus=st.floats(1.01, 2.0))),
+    (jopt.SignSGD(0.01, momentum=0.9), dict(learning_rate=RATE, momentum=UNIT)),
 ]
 
 
@@ -194,11 +204,12 @@ def test_vmap_over_a_batch_of_problems_equals_a_loop(problem: tuple[Any, ...], k
 # whose update is a multiple of the gradient and its moments (all zero from init), with
 # no weight decay. Not Ftrl (it assigns w = f(accumulators), 0 when |linear| <= l1:
 # Keras's Ftrl zeroes the params on a zero gradient) nor ScheduleFreeAdamW (its params
-# are an interpolation of two sequences, which a zero gradient still moves).
+# are an interpolation of two sequences, which a zero gradient still moves), nor Yogi
+# (its moments start at 1e-6, optax's, so its first steps move without a gradient).
 ZERO_GRAD_SPECS = [
     i
     for i, (o, _) in enumerate(SPECS)
-    if not isinstance(o, jopt.Ftrl | jopt.ScheduleFreeAdamW | jopt.AdamW)
+    if not isinstance(o, jopt.Ftrl | jopt.ScheduleFreeAdamW | jopt.AdamW | jopt.Yogi)
 ]
 
 

@@ -264,6 +264,20 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
         """Computes once per step what every leaf shares; may replace ``ctx.scalars``."""
         return ctx
 
+    def begin_step_with_leaves(
+        self,
+        ctx: StepContext,
+        grads: list[jax.Array],
+        params: list[jax.Array | None],
+        slots: dict[str, list[jax.Array]],
+    ) -> StepContext:
+        """:meth:`begin_step`, for a rule whose shared scalars are sums over every leaf
+        (Prodigy's step-size estimate): it sees the step's gradients (clipped and
+        accumulated) and the params in the compute dtype, and the rule's slots in their
+        stored dtypes, as lists of leaves. The default calls :meth:`begin_step`."""
+        del grads, params, slots
+        return self.begin_step(ctx)
+
     def leaf_update(
         self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext
     ) -> tuple[jax.Array, dict[str, jax.Array]]:

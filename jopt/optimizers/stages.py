@@ -156,8 +156,9 @@ def rule(opt: Optimizer, s: Step, decay_names: list[str | None] | None) -> None:
     decay, for leaves that are buckets of params (:func:`jopt.bucketed`).
     """
     old_scalars = s.ctx.scalars
-    s.ctx = ctx = opt.begin_step(s.ctx)
     names = opt.slot_names()
+    own_slots = {n: s.slots[n] for n in names}
+    s.ctx = ctx = opt.begin_step_with_leaves(s.ctx, s.g, s.p, own_slots)
     lr = ctx.lr
     keep = s.is_update
     for i, (gi, pi) in enumerate(zip(s.g, s.p, strict=True)):
