@@ -569,7 +569,7 @@ for what, call, error, pattern in (
         "ScheduleFree(inner=3)",
         lambda: jopt.ScheduleFree(3),
         TypeError,
-        "ScheduleFree wraps a transformation",
+        "ScheduleFree.s inner must be a transformation",
     ),
     (
         "ScheduleFree(optax inner, no learning_rate)",
@@ -807,7 +807,7 @@ for what, call, error, pattern in (
     row(f"LBFGS.update({what})", call, error, pattern)
 for kw, error, pattern in (
     (dict(value_fn="loss"), TypeError, "minimize's value_fn must be callable"),
-    (dict(opt="lbfgs"), TypeError, "minimize's opt must be an optimizer with init/update"),
+    (dict(opt="lbfgs"), TypeError, "minimize's opt must be a transformation with init and update"),
     (dict(max_steps=-1), ValueError, "max_steps must be an integer >= 0"),
     (dict(max_steps=2.5), ValueError, "max_steps must be an integer >= 0"),
     (dict(max_steps=True), ValueError, "max_steps must be an integer >= 0"),
