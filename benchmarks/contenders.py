@@ -195,7 +195,7 @@ def _packed(opt: jopt.Optimizer) -> Built:
 
 
 register_jopt_variant("jopt", lambda opt: Built(opt.init, user_step(opt, jopt.apply_updates)))
-register_jopt_variant("jopt.core.compiled", _jopt_apply, default=False)
+register_jopt_variant("jopt.apply", _jopt_apply, default=False)
 # jopt's opt-in layouts (jopt/layout/): the state packed, or params and state packed.
 register_jopt_variant("jopt.bucketed", _bucketed)
 register_jopt_variant("jopt.packed", _packed)

@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--contenders",
         default=None,
-        help="comma-separated: jopt variants (jopt, jopt.core.compiled, ...), optax, keras, "
+        help="comma-separated: jopt variants (jopt, jopt.apply, ...), optax, keras, "
         "torch.fused, torch.foreach (default: every default one available)",
     )
     parser.add_argument(
