@@ -1,0 +1,223 @@
+"""Keras 3's own optimizer and schedule tests, run against jopt.
+
+Each test method of the Keras test files shipped in the installed wheel
+(``keras/src/optimizers/*_test.py``, ``keras/src/optimizers/schedules/*_test.py``) runs
+as written, with the Keras class it tests replaced by the jopt class of the same name:
+schedules directly (they are the same callables), optimizers through :class:`Stateful`,
+a thin stateful facade over the functional jopt optimizer (Keras's tests hold variables
+and call ``opt.apply_gradients(zip(grads, vars))``). So Keras's golden values, configs and
+errors are asserted against jopt's numbers by Keras's own code, and a Keras release that
+changes an expectation shows up here.
+
+A test that exercises what jopt deliberately does not have (``model.fit``, Keras
+variables on the optimizer, sparse ``IndexedSlices``, TensorFlow-only paths, Keras's
+serialization registry) is skipped with its reason in ``SKIPS``; every other test must
+pass. ``python -m pytest tests/test_keras_conformance.py -rs`` lists the count and the
+reasons.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import re
+import unittest
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jopt
+from jopt import schedules as jopt_schedules
+
+KERAS_OPTIMIZERS = "keras.src.optimizers"
+
+
+class Stateful:
+    """Keras's stateful optimizer interface over a functional jopt optimizer.
+
+    Only what Keras's tests call: ``apply_gradients(zip(grads, vars))`` assigns the new
+    values to the Keras variables, ``iterations``, ``learning_rate``,
+    ``exclude_from_weight_decay``, ``_clip_gradients``, ``get_config``/``from_config``,
+    the EMA (``_model_variables_moving_average``, ``finalize_variable_values``).
+    """
+
+    jopt_class: Any = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._args, self._kwargs = args, kwargs
+        self.opt = self.jopt_class(*args, **kwargs)
+        self.state: Any = None
+        self._vars: list[Any] = []
+
+    @classmethod
+    def wrapping(cls, jopt_class: Any) -> type[Stateful]:
+        return type(jopt_class.__name__, (cls,), {"jopt_class": jopt_class})
+
+    def exclude_from_weight_decay(self, var_list: Any = None, var_names: Any = None) -> None:
+        patterns = [f"'[^'@]*{n}[^'@]*@" for n in var_names or []]
+        patterns += [f"@{id(v)}'" for v in var_list or []]
+        self.opt = self.jopt_class(*self._args, **self._kwargs, exclude_from_weight_decay=patterns)
+
+    def _params(self, variables: list[Any]) -> dict[str, Any]:
+        # Keyed "name@id": Keras excludes from weight decay by name or by identity.
+        return {f"{v.name}@{id(v)}": jnp.asarray(v.value) for v in variables}
+
+    def apply(self, grads: list[Any], variables: list[Any]) -> None:
+        self.apply_gradients(zip(grads, variables, strict=True))
+
+    def apply_gradients(self, grads_and_vars: Any) -> None:
+        grads, variables = zip(*grads_and_vars, strict=True)
+        if self.state is None:
+            self._vars = list(variables)
+            self.state = self.opt.init(self._params(self._vars))
+        params = self._params(list(variables))
+        named = dict(zip(params, (jnp.asarray(g) for g in grads), strict=True))
+        keys = list(params)
+        params, self.state = self.opt.apply_gradients(named, self.state, params)
+        for v, key in zip(variables, keys, strict=True):
+            v.assign(np.asarray(params[key]))
+
+    @property
+    def iterations(self) -> Any:
+        return 0 if self.state is None else int(self.state.step)
+
+    @property
+    def learning_rate(self) -> Any:
+        return self.opt.lr(self.state) if self.state is not None else self.opt.lr()
+
+    def _clip_gradients(self, grads: list[Any]) -> list[Any]:
+        clip = {
+            k: self._kwargs[k]
+            for k in ("clipnorm", "clipvalue", "global_clipnorm")
+            if k in self._kwargs
+        }
+        sgd = jopt.SGD(1.0, **clip)
+        tree = [jnp.asarray(g, jnp.float32) for g in grads]
+        updates, _ = sgd.update(tree, sgd.init(tree), tree)
+        return [-u for u in updates]
+
+    @property
+    def _model_variables_moving_average(self) -> list[Any]:
+        average = self.state.slots["average"]
+        return [average[key] for key in self._params(self._vars)]
+
+    def finalize_variable_values(self, variables: list[Any]) -> None:
+        averaged = self.opt.averaged_params(self.state)
+        for v, key in zip(variables, self._params(variables), strict=True):
+            v.assign(np.asarray(averaged[key]))
+
+    def get_config(self) -> dict[str, Any]:
+        return self.opt.get_config()
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Stateful:
+        return cls(**config)
+
+
+# Keras test -> why jopt does not run it. Every other test must pass.
+SKIPS: dict[str, str] = {
+    r"\.test_config$": "Keras's serialization harness checks Keras objects; jopt's config "
+    "round trip and Keras-written configs are tested in test_serialization.py and below",
+    r"test_ema$": "trains a keras.Model with model.fit (Keras's EMA numbers are checked in "
+    "this test's first half by test_options.py)",
+    r"test_clipnorm_indexed_slices|sparse": "TensorFlow IndexedSlices / sparse variables",
+    r"test_fit_lr_correctness": "keras.Model.fit",
+    r"test_variables$": "a Keras schedule fed a backend.Variable step",
+    r"test_model_fit|test_with_model": "keras.Model.fit with a jopt optimizer",
+    r"MuonTest\.test_(Newton_Schulz|adamw_|lr_adjust|muon_|should_use)": "Keras's private "
+    "Muon methods (zeropower_via_newtonschulz5, _apply_weight_decay, lr_adjust, "
+    "_should_use_adamw, build); Muon's numbers against Keras are in "
+    "test_optimizers_factored.py",
+    r"test_build_with_empty_var_list|SGDTest\.test_single_step": "reads the Keras "
+    "optimizer's own variables (optimizer.build / optimizer.variables); jopt's state is "
+    "the return value",
+    r"^keras\.src\.optimizers\.(optimizer_test|multi_optimizer_test|optimizer_sparse_test)\.":
+    # These drive Keras's base class through model.fit; issue 14's items from them
+    # (None gradients, get(None)) are tested directly in test_keras_behaviours.py.
+    "Keras's stateful base class and MultiOptimizer driven through model.fit, Keras "
+    "variables and TensorFlow (minutes per file); not ported yet",
+    r"loss_scale_optimizer_test": "LossScaleOptimizer conformance is the lead's wrapper "
+    "redesign (issue 13/14); not ported yet",
+}
+
+SCHEDULE_NAMES = [
+    "ExponentialDecay",
+    "PiecewiseConstantDecay",
+    "PolynomialDecay",
+    "InverseTimeDecay",
+    "CosineDecay",
+    "CosineDecayRestarts",
+]
+
+
+def keras_test_modules() -> list[str]:
+    package = importlib.import_module(KERAS_OPTIMIZERS)
+    names = [
+        f"{KERAS_OPTIMIZERS}.{m.name}"
+        for m in pkgutil.iter_modules(package.__path__)
+        if m.name.endswith("_test")
+    ]
+    return [*sorted(names), f"{KERAS_OPTIMIZERS}.schedules.learning_rate_schedule_test"]
+
+
+def collect() -> list[Any]:
+    cases = []
+    for module_name in keras_test_modules():
+        module = importlib.import_module(module_name)
+        for class_name, cls in inspect.getmembers(module, inspect.isclass):
+            if not issubclass(cls, unittest.TestCase) or cls.__module__ != module_name:
+                continue
+            for method in sorted(m for m in dir(cls) if m.startswith("test")):
+                test_id = f"{module_name.rsplit('.', 1)[1]}.{class_name}.{method}"
+                cases.append(pytest.param(module, cls, method, id=test_id))
+    return cases
+
+
+def swap_in_jopt(module: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Points the Keras test module's optimizer and schedule names at jopt's."""
+    for name, value in list(vars(module).items()):
+        if (
+            isinstance(value, type)
+            and hasattr(jopt, name)
+            and value.__module__.startswith(KERAS_OPTIMIZERS)
+        ):
+            jopt_class = getattr(jopt, name)
+            if name in SCHEDULE_NAMES:
+                monkeypatch.setattr(module, name, getattr(jopt_schedules, name))
+            else:
+                monkeypatch.setattr(module, name, Stateful.wrapping(jopt_class))
+    if hasattr(module, "schedules"):
+        monkeypatch.setattr(module, "schedules", jopt_schedules)
+
+
+def raises_naming_the_argument(case: unittest.TestCase) -> Any:
+    """Keras's ``assertRaisesRegex`` with jopt's wording: the same exception type, and
+    the message names the argument Keras's message names (its first backquoted word)."""
+
+    def check(exception: type[BaseException], regex: str) -> Any:
+        names = re.findall(r"`(\w+)`", regex)
+        pattern = re.escape(names[0]) if names else regex
+        return unittest.TestCase.assertRaisesRegex(case, exception, pattern)
+
+    return check
+
+
+@pytest.mark.parametrize(("module", "cls", "method"), collect())
+def test_keras_expectation(
+    module: Any, cls: Any, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    test_id = f"{module.__name__}.{cls.__name__}.{method}"
+    for pattern, reason in SKIPS.items():
+        if re.search(pattern, test_id):
+            pytest.skip(reason)
+    swap_in_jopt(module, monkeypatch)
+    case = cls(method)
+    monkeypatch.setattr(case, "assertRaisesRegex", raises_naming_the_argument(case))
+    case.setUp()
+    try:
+        getattr(case, method)()
+    finally:
+        case.tearDown()
