@@ -9,6 +9,7 @@ import jax
 from jopt.base import Transformation, apply_updates
 from jopt.groups import Partition
 from jopt.layout.bucketed import Bucketed, BucketedState
+from jopt.missing_grads import find_missing_grads
 from jopt.optimizers.base import Optimizer
 from jopt.optimizers.loss_scale import _Wrapper
 from jopt.pytrees import check_same_tree
@@ -164,6 +165,12 @@ def apply_gradients(
     keras_form = params is None
     if keras_form:
         grads, params = _split_pairs(grads)
+    if (missing := find_missing_grads(grads, params)) is not None:
+        # Keras skips a variable without a gradient (with a warning): so do we.
+        sub_params, sub_state = missing.drop(params, state)
+        new_params, new_state = apply_gradients(tx, grads, sub_state, sub_params, donate=donate)
+        new_params, state = missing.restore(new_params, new_state, params, state)
+        return (list(new_params) if keras_form else new_params), state
     check_same_tree(params, grads, "params", "grads")
     if donate:
         _check_not_shared(grads, params, state)

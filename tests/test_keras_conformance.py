@@ -22,9 +22,11 @@ import importlib
 import inspect
 import pkgutil
 import re
+import types
 import unittest
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -33,6 +35,14 @@ import jopt
 from jopt import schedules as jopt_schedules
 
 KERAS_OPTIMIZERS = "keras.src.optimizers"
+
+
+class Count(int):
+    """Keras's ``optimizer.iterations`` is a variable: ``.value`` reads it."""
+
+    @property
+    def value(self) -> int:
+        return int(self)
 
 
 class Stateful:
@@ -47,6 +57,9 @@ class Stateful:
     jopt_class: Any = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # A wrapped optimizer (LossScaleOptimizer(SGD())) wraps the jopt one.
+        args = tuple(a.opt if isinstance(a, Stateful) else a for a in args)
+        kwargs = {k: v.opt if isinstance(v, Stateful) else v for k, v in kwargs.items()}
         self._args, self._kwargs = args, kwargs
         self.opt = self.jopt_class(*args, **kwargs)
         self.state: Any = None
@@ -65,6 +78,10 @@ class Stateful:
         # Keyed "name@id": Keras excludes from weight decay by name or by identity.
         return {f"{v.name}@{id(v)}": jnp.asarray(v.value) for v in variables}
 
+    def build(self, variables: list[Any]) -> None:
+        self._vars = list(variables)
+        self.state = self.opt.init(self._params(self._vars))
+
     def apply(self, grads: list[Any], variables: list[Any]) -> None:
         self.apply_gradients(zip(grads, variables, strict=True))
 
@@ -82,7 +99,17 @@ class Stateful:
 
     @property
     def iterations(self) -> Any:
-        return 0 if self.state is None else int(self.state.step)
+        state = self.state
+        while state is not None and not hasattr(state, "step"):
+            state = state.inner  # a wrapper's state: the inner optimizer counts steps
+        return Count(0 if state is None else int(state.step))
+
+    @property
+    def variables(self) -> list[Any]:
+        return [types.SimpleNamespace(value=x) for x in jax.tree.leaves(self.state)]
+
+    def scale_loss(self, loss: Any) -> Any:
+        return self.opt.scale_loss(loss, self.state)
 
     @property
     def learning_rate(self) -> Any:
@@ -114,9 +141,18 @@ class Stateful:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Stateful:
-        return cls(**config)
+        facade = cls.__new__(cls)
+        facade.opt, facade.state, facade._vars = cls.jopt_class.from_config(config), None, []
+        facade._args, facade._kwargs = (), {}
+        return facade
+
+    def __getattr__(self, name: str) -> Any:  # initial_scale, name, ...: the jopt object's
+        if name.startswith("__") or name == "opt":
+            raise AttributeError(name)
+        return getattr(self.opt, name)
 
 
+STATELESS = r"LossScaleOptimizerTest\.test_\w+_stateless$|test_apply_with_no_vars"
 # Keras test -> why jopt does not run it. Every other test must pass.
 SKIPS: dict[str, str] = {
     r"\.test_config$": "Keras's serialization harness checks Keras objects; jopt's config "
@@ -125,6 +161,11 @@ SKIPS: dict[str, str] = {
     "this test's first half by test_options.py)",
     r"test_clipnorm_indexed_slices|sparse": "TensorFlow IndexedSlices / sparse variables",
     r"test_fit_lr_correctness": "keras.Model.fit",
+    r"test_finite_step_with_inner_loss_scale": "deliberate difference: jopt refuses an "
+    "inner optimizer with loss_scale_factor under LossScaleOptimizer (two scales), with a "
+    "ValueError saying so; Keras ignores the inner one",
+    r"test_finite_step_with_overwrite": "Keras's overwrite_with_gradient variable flag "
+    "(float8 training) has no jopt counterpart",
     r"test_variables$": "a Keras schedule fed a backend.Variable step",
     r"test_model_fit|test_with_model": "keras.Model.fit with a jopt optimizer",
     r"MuonTest\.test_(Newton_Schulz|adamw_|lr_adjust|muon_|should_use)": "Keras's private "
@@ -139,8 +180,9 @@ SKIPS: dict[str, str] = {
     # (None gradients, get(None)) are tested directly in test_keras_behaviours.py.
     "Keras's stateful base class and MultiOptimizer driven through model.fit, Keras "
     "variables and TensorFlow (minutes per file); not ported yet",
-    r"loss_scale_optimizer_test": "LossScaleOptimizer conformance is the lead's wrapper "
-    "redesign (issue 13/14); not ported yet",
+    STATELESS: "Keras's "
+    "stateless_apply over optimizer.variables / apply without variables; jopt's "
+    "apply(grads, state, params) is the stateless form",
 }
 
 SCHEDULE_NAMES = [
@@ -193,6 +235,11 @@ def swap_in_jopt(module: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(module, "schedules", jopt_schedules)
 
 
+def skip_stateless(stateless: bool) -> None:
+    if stateless:
+        pytest.skip(SKIPS[STATELESS])
+
+
 def raises_naming_the_argument(case: unittest.TestCase) -> Any:
     """Keras's ``assertRaisesRegex`` with jopt's wording: the same exception type, and
     the message names the argument Keras's message names (its first backquoted word)."""
@@ -216,6 +263,10 @@ def test_keras_expectation(
     swap_in_jopt(module, monkeypatch)
     case = cls(method)
     monkeypatch.setattr(case, "assertRaisesRegex", raises_naming_the_argument(case))
+    if hasattr(case, "_skip_test_for_stateless"):
+        # Keras skips its stateful LossScaleOptimizer tests on JAX (its variables cannot
+        # be updated in place there); the facade can, so they run.
+        monkeypatch.setattr(case, "_skip_test_for_stateless", skip_stateless)
     case.setUp()
     try:
         getattr(case, method)()

@@ -19,6 +19,7 @@ from jopt import schedules
 from jopt.base import OptimizerState, StepContext
 from jopt.optimizers.options import OPTION_DEFAULTS, validate_options
 from jopt.pytrees import check_float_leaves, check_same_tree
+from jopt.schedules.no_argument import as_rate_of_step
 from jopt.sharding import replicate_like
 from jopt.transforms.averaging import every, param_average
 from jopt.transforms.clipping import clip_by_global_norm, clip_by_norm, clip_by_value
@@ -65,7 +66,7 @@ def resolve_learning_rate(learning_rate: Any, lr: Any) -> LearningRate:
         except (TypeError, ValueError) as e:
             raise type(e)(f"learning_rate: {e}") from e
     if callable(learning_rate):
-        return learning_rate
+        return as_rate_of_step(learning_rate)  # Keras's lambda: 0.01 too
     return check_number("learning_rate", learning_rate, low=0.0)  # a plain float, not a _Default
 
 
@@ -588,6 +589,25 @@ class Optimizer:
         if not self.use_ema:
             raise ValueError(f"{self!r} keeps no average: construct it with use_ema=True")
         return state.slots["average"]
+
+    def scale_loss(self, loss: Any, state: OptimizerState | None = None) -> Any:
+        """Keras's ``scale_loss``: ``loss * loss_scale_factor``, or ``loss`` when it is None.
+
+        Differentiate the scaled loss; the update divides the gradients by the same
+        factor. With ``state`` the live factor (``jopt.set_hyperparams``) is used, without
+        it the constructor's.
+
+        Example:
+            >>> import jopt
+            >>> float(jopt.SGD(loss_scale_factor=128.0).scale_loss(0.5)), jopt.SGD().scale_loss(0.5)
+            (64.0, 0.5)
+        """
+        if self.loss_scale_factor is None:
+            return loss
+        if state is not None:
+            self._check_state(state)
+            return loss * state.hyperparams["loss_scale_factor"].astype(jnp.result_type(loss))
+        return loss * jnp.asarray(self.loss_scale_factor, jnp.result_type(loss))
 
     # ---- learning rate ----------------------------------------------------------------
 

@@ -32,6 +32,10 @@ import jax.numpy as jnp
 
 from jopt.base import OptimizerState
 from jopt.optimizers.base import Optimizer
+from jopt.optimizers.loss_scale_args import (
+    check_loss_scale_arguments,
+    loss_scale_kwargs_from_config,
+)
 from jopt.pytrees import check_float_leaves
 from jopt.sharding import replicate_like
 from jopt.validation import check_int, check_number
@@ -229,6 +233,7 @@ class LossScaleOptimizer(_Wrapper):
     inner: Optimizer
     initial_scale: float = 32768.0
     dynamic_growth_steps: int = 2000
+    name: str = "loss_scale_optimizer"
 
     def __init__(
         self,
@@ -237,16 +242,27 @@ class LossScaleOptimizer(_Wrapper):
         dynamic_growth_steps: int = 2000,
         *,
         inner_optimizer: Optimizer | None = None,
+        name: str | None = None,
+        dynamic: bool = True,
+        **kwargs: Any,
     ) -> None:
         if inner is not None and inner_optimizer is not None:
             raise TypeError(
                 "LossScaleOptimizer wraps one optimizer: give inner or Keras's "
                 "inner_optimizer, not both"
             )
+        check_loss_scale_arguments(dynamic, kwargs)
         object.__setattr__(self, "inner", inner if inner is not None else inner_optimizer)
         object.__setattr__(self, "initial_scale", initial_scale)
         object.__setattr__(self, "dynamic_growth_steps", dynamic_growth_steps)
+        object.__setattr__(self, "name", "loss_scale_optimizer" if name is None else name)
         self.__post_init__()
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> LossScaleOptimizer:
+        """Rebuilds from :meth:`get_config`'s dict or one Keras wrote (older Keras configs
+        carry the base options at their defaults; they are dropped)."""
+        return cls(**loss_scale_kwargs_from_config(config))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -257,10 +273,6 @@ class LossScaleOptimizer(_Wrapper):
                 "LossScaleOptimizer sets the inner optimizer's loss scale itself; build the "
                 "inner optimizer without loss_scale_factor"
             )
-
-    @property
-    def name(self) -> str:
-        return "loss_scale_optimizer"
 
     def init(self, params: PyTree) -> LossScaleState:
         """The inner state, ``scale = initial_scale`` and ``step_counter = 0``."""
