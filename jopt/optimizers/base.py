@@ -25,7 +25,7 @@ from jopt.transforms.averaging import every, param_average
 from jopt.transforms.clipping import clip_by_global_norm, clip_by_norm, clip_by_value
 from jopt.transforms.learning_rate import rate_at
 from jopt.transforms.weight_decay import decay_weights, uses_weight_decay
-from jopt.validation import check_number
+from jopt.validation import RESTORED_DICT, check_number
 
 __all__ = ["LearningRate", "Optimizer", "StepContext", "default", "resolve_learning_rate"]
 
@@ -539,6 +539,8 @@ class Optimizer:
         return g
 
     def _check_state(self, state: Any) -> None:
+        if isinstance(state, dict) and "step" in state:
+            raise TypeError(RESTORED_DICT.format(got="a dict with a 'step'"))
         if not isinstance(state, OptimizerState):
             raise TypeError(
                 f"{type(self).__name__}.update expects the OptimizerState made by its init, "

@@ -1,0 +1,73 @@
+"""Friction a new user hit in the first hour (issue 14): each fixed behaviour, tested.
+
+TrainState speaks flax's keywords (``create(params=, tx=)``) and Keras's call form
+(``state.lr()`` besides ``float(state.lr)``), and ``flax.serialization.to_bytes`` saves
+it; a checkpoint restored without a target (a dict) is refused with a pointer to
+``jopt.restore_state``.
+"""
+
+from __future__ import annotations
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jopt
+
+
+def trained(steps: int = 3) -> jopt.TrainState:
+    state = jopt.TrainState.create(params={"w": jnp.ones(3)}, tx=jopt.Adam(0.1))
+    for _ in range(steps):
+        state = state.apply_gradients({"w": jnp.array([0.5, -1.0, 2.0])})
+    return state
+
+
+def test_create_takes_flax_keywords() -> None:
+    state = jopt.TrainState.create(params={"w": jnp.ones(3)}, tx=jopt.Adam(0.1))
+    same = jopt.TrainState.create({"w": jnp.ones(3)}, jopt.Adam(0.1))
+    assert state.opt == same.opt and int(state.step) == 0
+    with pytest.raises(TypeError, match="opt or flax's tx"):
+        jopt.TrainState.create({"w": jnp.ones(3)}, jopt.Adam(), tx=jopt.Adam())
+    with pytest.raises(TypeError, match="needs an optimizer"):
+        jopt.TrainState.create({"w": jnp.ones(3)})
+
+
+def test_lr_is_a_value_and_a_call_eager_and_under_jit() -> None:
+    state = trained()
+    expected = float(jopt.Adam(0.1).lr(3))
+    assert float(state.lr) == float(state.lr()) == expected
+    np.testing.assert_array_equal(np.asarray(state.lr), np.float32(expected))
+    assert float(jax.jit(lambda s: s.lr())(state)) == expected
+    assert float(jax.jit(lambda s: s.lr * 2)(state)) == 2 * np.float32(expected)
+
+
+def test_flax_serialization_round_trip() -> None:
+    state = trained()
+    target = jopt.TrainState.create({"w": jnp.zeros(3)}, jopt.Adam(0.1))
+    restored = flax.serialization.from_bytes(target, flax.serialization.to_bytes(state))
+    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # Resuming from the restored state gives the uninterrupted run's numbers.
+    grads = {"w": jnp.array([0.5, -1.0, 2.0])}
+    np.testing.assert_array_equal(
+        restored.apply_gradients(grads).params["w"], state.apply_gradients(grads).params["w"]
+    )
+
+
+def test_a_restored_dict_points_to_restore_state() -> None:
+    opt = jopt.Adam(0.1)
+    params = {"w": jnp.ones(3)}
+    state = opt.init(params)
+    restored = flax.serialization.msgpack_restore(flax.serialization.to_bytes(state))
+    assert isinstance(restored, dict)  # what a restore without a target gives
+    for call in (
+        lambda: opt.lr(restored),
+        lambda: opt.update(params, restored, params),
+        lambda: opt.apply_gradients(params, restored, params),
+    ):
+        with pytest.raises(TypeError, match=r"jopt\.restore_state\(opt, restored, params\)"):
+            call()
+    rebuilt, _ = jopt.restore_state(opt, restored, params)
+    assert float(opt.lr(rebuilt)) == pytest.approx(0.1)
