@@ -7,6 +7,7 @@ from typing import Any
 import jax
 
 from jopt.base import Transformation, apply_updates
+from jopt.diagnostics import check_pairs_are_arrays, check_params_not_state, check_state_fits_params
 from jopt.groups import Partition
 from jopt.layout.bucketed import Bucketed, BucketedState
 from jopt.missing_grads import find_missing_grads
@@ -165,6 +166,9 @@ def apply_gradients(
     keras_form = params is None
     if keras_form:
         grads, params = _split_pairs(grads)
+        check_pairs_are_arrays(grads, params)
+    check_params_not_state(state, params)
+    check_state_fits_params(state, params)
     if (missing := find_missing_grads(grads, params)) is not None:
         # Keras skips a variable without a gradient (with a warning): so do we.
         sub_params, sub_state = missing.drop(params, state)

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from jopt.base import OptimizerState
+from jopt.diagnostics import check_hyperparam_values, check_not_an_optimizer, did_you_mean
 from jopt.validation import check_number
 
 __all__ = ["hyperparams", "set_hyperparams"]
@@ -73,8 +74,10 @@ def set_hyperparams(state: PyTree, **values: Any) -> PyTree:
     each value is set in every optimizer state within ``state`` that holds that name,
     as a float32 array of the shape it had. Python numbers must be finite (a learning
     rate or ``learning_rate_scale`` also >= 0); arrays, traced ones included, are taken
-    as they are. Ranges are not checked here: :meth:`jopt.Optimizer.set_hyperparams`
-    checks a value as the optimizer's constructor does.
+    as they are. Only the ranges every optimizer agrees on are checked here (betas, rho,
+    momenta in [0, 1]; epsilon, weight decay and clips >= 0);
+    :meth:`jopt.Optimizer.set_hyperparams` checks a value as the optimizer's constructor
+    does. An unknown name suggests Keras's (``lr`` -> ``learning_rate``).
 
     Only the names a state holds can be set. With a schedule as learning rate the state
     holds ``learning_rate_scale``, a multiplier on the schedule's value (1.0 at init);
@@ -94,6 +97,8 @@ def set_hyperparams(state: PyTree, **values: Any) -> PyTree:
         >>> float(opt.lr(state)), float(jopt.hyperparams(state)["beta_2"])
         (9.999999747378752e-05, 0.9900000095367432)
     """
+    check_not_an_optimizer(state, "set_hyperparams")
+    check_hyperparam_values(values)
     states = _states(state)
     for name, value in values.items():
         if not any(name in s.hyperparams for _, s in states):
@@ -102,7 +107,8 @@ def set_hyperparams(state: PyTree, **values: Any) -> PyTree:
                 "; the learning rate is a schedule here: set learning_rate_scale, a "
                 "multiplier on it"
                 if name == "learning_rate" and "learning_rate_scale" in held
-                else "; a value the constructor turned off (0 or None) or one that shapes "
+                else did_you_mean(name, held)
+                or "; a value the constructor turned off (0 or None) or one that shapes "
                 "the compiled step (a bool, an int) is not held: build a new optimizer"
             )
             raise ValueError(

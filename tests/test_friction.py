@@ -8,6 +8,8 @@ it; a checkpoint restored without a target (a dict) is refused with a pointer to
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.serialization
 import jax
 import jax.numpy as jnp
@@ -71,3 +73,61 @@ def test_a_restored_dict_points_to_restore_state() -> None:
             call()
     rebuilt, _ = jopt.restore_state(opt, restored, params)
     assert float(opt.lr(rebuilt)) == pytest.approx(0.1)
+
+
+PARAMS = {"w": jnp.ones(2)}
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (
+            lambda o, s: o.apply_gradients(PARAMS, PARAMS, s),
+            TypeError,
+            r"the order is opt\.apply_gradients\(grads, state, params\)",
+        ),
+        (
+            lambda o, s: o.apply_gradients(PARAMS, o.init({"params": PARAMS}), PARAMS),
+            ValueError,
+            r"wrapped in \{'params': \.\.\.\}.*pass the same tree to init",
+        ),
+        (
+            lambda o, s: o.apply_gradients(zip(PARAMS, PARAMS, strict=False), s),
+            TypeError,
+            "zip over dicts",
+        ),
+        (
+            lambda o, s: jopt.set_hyperparams(o, learning_rate=1e-4),
+            TypeError,
+            r"takes the optimizer's state, got the optimizer",
+        ),
+        (lambda o, s: jopt.set_hyperparams(s, lr=1e-4), ValueError, "did you mean learning_rate"),
+        (
+            lambda o, s: jopt.set_hyperparams(s, beta_1=2.0),
+            ValueError,
+            r"beta_1 must be in \[0, 1\]",
+        ),
+        (lambda o, s: jopt.Adam(betas=(0.9, 0.99)), TypeError, "did you mean beta_1, beta_2"),
+        (lambda o, s: jopt.Adam(b1=0.9), TypeError, "did you mean beta_1"),
+        (lambda o, s: jopt.Adam(eps=1e-8), TypeError, "did you mean epsilon"),
+        (lambda o, s: jopt.Adam(clip_norm=1.0), TypeError, "did you mean clipnorm"),
+    ],
+    ids=[
+        "params-state-swapped",
+        "init-of-wrapped-tree",
+        "zip-of-dicts",
+        "set-hyperparams-on-optimizer",
+        "lr-alias",
+        "beta-out-of-range",
+        "betas",
+        "b1",
+        "eps",
+        "clip_norm",
+    ],
+)
+def test_first_hour_mistakes_get_a_message_that_names_the_fix(
+    call: Any, error: type[Exception], match: str
+) -> None:
+    opt = jopt.Adam(1e-3)
+    with pytest.raises(error, match=match):
+        call(opt, opt.init(PARAMS))

@@ -540,7 +540,10 @@ class Optimizer:
 
     def _check_state(self, state: Any) -> None:
         if isinstance(state, dict) and "step" in state:
-            raise TypeError(RESTORED_DICT.format(got="a dict with a 'step'"))
+            raise TypeError(
+                f"{type(self).__name__}.update expects the OptimizerState made by its init; "
+                + RESTORED_DICT.format(got="a dict with a 'step'")
+            )
         if not isinstance(state, OptimizerState):
             raise TypeError(
                 f"{type(self).__name__}.update expects the OptimizerState made by its init, "
