@@ -21,6 +21,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jopt.base import OptimizerState
 from jopt.diagnostics import check_hyperparam_values, check_not_an_optimizer, did_you_mean
@@ -38,6 +39,17 @@ def _is_state(x: Any) -> bool:
 def _states(state: PyTree) -> list[tuple[str, OptimizerState]]:
     flat, _ = jax.tree_util.tree_flatten_with_path(state, is_leaf=_is_state)
     return [(jax.tree_util.keystr(path), s) for path, s in flat if _is_state(s)]
+
+
+def _set_leaf(old: Any, value: Any) -> Any:
+    """``value`` as a float32 array of ``old``'s shape; a variable wrapper (flax nnx's
+    ``OptArray``, what ``nnx.Optimizer.opt_state`` holds) is kept and set in place, so
+    the state keeps its nnx types, its compiled step and its place in ``nnx.state``."""
+    if isinstance(old, jax.Array | np.ndarray | jax.core.Tracer):
+        return jnp.broadcast_to(jnp.asarray(value, jnp.float32), jnp.shape(old))
+    current = old.value
+    old.value = jnp.broadcast_to(jnp.asarray(value, current.dtype), jnp.shape(current))
+    return old
 
 
 def _broadcasts(shape: tuple[int, ...], to: tuple[int, ...]) -> bool:
@@ -133,7 +145,7 @@ def set_hyperparams(state: PyTree, **values: Any) -> PyTree:
         new = dict(s.hyperparams)
         for name, value in values.items():
             if name in new:
-                new[name] = jnp.broadcast_to(jnp.asarray(value, jnp.float32), jnp.shape(new[name]))
+                new[name] = _set_leaf(new[name], value)
         return s._replace(hyperparams=new)
 
     return jax.tree.map(replace, state, is_leaf=_is_state)

@@ -131,3 +131,40 @@ def test_first_hour_mistakes_get_a_message_that_names_the_fix(
     opt = jopt.Adam(1e-3)
     with pytest.raises(error, match=match):
         call(opt, opt.init(PARAMS))
+
+
+def test_set_hyperparams_is_safe_for_nnx_optimizer_state() -> None:
+    """The documented form on nnx keeps OptArray wrappers: no retrace, and the rate stays
+    in ``nnx.state(optimizer, nnx.OptState)``, so a checkpoint filtered that way keeps it."""
+    from flax import nnx
+
+    x, y = jnp.ones((4, 3)), jnp.zeros((4, 2))
+    model = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
+    optimizer = nnx.Optimizer(model, jopt.SGD(0.1), wrt=nnx.Param)
+    traces = []
+
+    @nnx.jit
+    def step(model: nnx.Linear, optimizer: nnx.Optimizer) -> None:
+        traces.append(1)
+        grads = nnx.grad(lambda m: jnp.mean((m(x) - y) ** 2))(model)
+        optimizer.update(model, grads)
+
+    step(model, optimizer)
+    optimizer.opt_state = jopt.set_hyperparams(optimizer.opt_state, learning_rate=0.5)
+    before = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+    grads = nnx.to_pure_dict(nnx.grad(lambda m: jnp.mean((m(x) - y) ** 2))(model))
+    step(model, optimizer)
+    expected = jax.tree.map(lambda p, g: p - np.float32(0.5) * g, before, grads)
+    got = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), got, expected)
+    assert len(traces) == 1  # the new rate did not recompile the step
+
+    # An nnx checkpoint of the OptState filter carries the new rate.
+    saved = nnx.to_pure_dict(nnx.state(optimizer, nnx.OptState))
+    assert float(saved["opt_state"]["hyperparams"]["learning_rate"]) == 0.5
+    fresh = nnx.Optimizer(nnx.Linear(3, 2, rngs=nnx.Rngs(1)), jopt.SGD(0.1), wrt=nnx.Param)
+    restored = nnx.state(fresh, nnx.OptState)
+    nnx.replace_by_pure_dict(restored, saved)
+    nnx.update(fresh, restored)
+    assert float(jopt.SGD(0.1).lr(fresh.opt_state)) == 0.5
+    assert int(fresh.opt_state.step) == 2
