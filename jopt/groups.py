@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from jopt.base import apply_updates
+from jopt.display import repr_html, repr_pretty
 from jopt.hyperparams import set_hyperparams
 from jopt.pytrees import check_same_tree, leaves_with_paths
 from jopt.sharding import replicate_like
@@ -217,6 +218,13 @@ class PartitionState(NamedTuple):
 
     step: jax.Array
     groups: dict[str, PyTree]
+
+    # IPython shows the summary (step, rate, hyperparameters, memory), not every array.
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        repr_pretty(self, p, cycle)
+
+    def _repr_html_(self) -> str:
+        return repr_html(self)
 
 
 def set_group_hyperparams(state: PartitionState, group: str, /, **values: Any) -> PartitionState:

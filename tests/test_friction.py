@@ -168,3 +168,20 @@ def test_set_hyperparams_is_safe_for_nnx_optimizer_state() -> None:
     nnx.update(fresh, restored)
     assert float(jopt.SGD(0.1).lr(fresh.opt_state)) == 0.5
     assert int(fresh.opt_state.step) == 2
+
+
+@pytest.mark.parametrize(
+    "opt",
+    [
+        jopt.SkipNonFinite(jopt.Adam()),
+        jopt.LossScaleOptimizer(jopt.Adam()),
+        jopt.partition({"a": jopt.Adam(), "b": jopt.SGD()}, {"w": "a"}),
+    ],
+    ids=["SkipNonFinite", "LossScaleOptimizer", "partition"],
+)
+def test_wrapper_and_group_states_display_as_their_summary(opt: Any) -> None:
+    pretty = pytest.importorskip("IPython.lib.pretty")
+    state = opt.init(PARAMS)
+    shown = pretty.pretty(state)
+    assert shown == str(jopt.summary(state)) and "Array(" not in shown
+    assert "<table" in state._repr_html_()

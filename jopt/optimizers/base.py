@@ -114,6 +114,8 @@ class Optimizer:
     #: (SGD's ``momentum``): held only when on, as the base options are.
     optional_hyperparams: ClassVar[frozenset[str]] = frozenset()
 
+    #: The constructor's rate (or schedule). It does not follow ``set_hyperparams``: the
+    #: optimizer is frozen and the live value is in the state; read it with ``lr(state)``.
     learning_rate: LearningRate
     decay: float
     name: str

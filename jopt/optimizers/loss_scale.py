@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from jopt.base import OptimizerState
+from jopt.display import repr_html, repr_pretty
 from jopt.optimizers.base import Optimizer
 from jopt.optimizers.loss_scale_args import (
     check_loss_scale_arguments,
@@ -139,6 +140,13 @@ class SkipNonFiniteState(NamedTuple):
     inner: OptimizerState
     skipped: jax.Array
 
+    # IPython shows the summary (step, rate, hyperparameters, memory), not every array.
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        repr_pretty(self, p, cycle)
+
+    def _repr_html_(self) -> str:
+        return repr_html(self)
+
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class SkipNonFinite(_Wrapper):
@@ -196,6 +204,13 @@ class LossScaleState(NamedTuple):
     inner: OptimizerState
     scale: jax.Array
     step_counter: jax.Array
+
+    # IPython shows the summary (step, rate, hyperparameters, memory), not every array.
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        repr_pretty(self, p, cycle)
+
+    def _repr_html_(self) -> str:
+        return repr_html(self)
 
 
 @dataclasses.dataclass(frozen=True, repr=False, init=False)
