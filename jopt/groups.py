@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from jopt.base import apply_updates
 from jopt.display import repr_html, repr_pretty
 from jopt.hyperparams import set_hyperparams
+from jopt.partition_config import labels_config, transform_config
 from jopt.pytrees import check_same_tree, leaves_with_paths
 from jopt.sharding import replicate_like
 
@@ -292,6 +293,17 @@ class Partition:
     def __repr__(self) -> str:
         default = "" if self.default is None else f", default={self.default!r}"
         return f"partition({self.transforms!r}, {self.labels!r}{default})"
+
+    def get_config(self) -> dict[str, Any]:
+        """The groups' configs, the labels as data (a pytree or ``(regex, label)`` pairs)
+        and the default; :func:`jopt.optimizers.deserialize` rebuilds it from
+        ``jopt.optimizers.serialize(tx)``. Labels given as a function cannot be written
+        down: a ``ValueError`` says so."""
+        return {
+            "transforms": {label: transform_config(label, tx) for label, tx in self.groups},
+            "labels": labels_config(self.labels),
+            "default": self.default,
+        }
 
     def __iter__(self) -> Iterator[Callable[..., Any]]:
         """Unpacks as ``init, update``, like an ``optax.GradientTransformation``."""

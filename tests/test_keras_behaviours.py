@@ -8,6 +8,7 @@ eager and under ``jit``), ``scale_loss`` on every optimizer, and ``LossScaleOpti
 
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Any
 
@@ -185,3 +186,35 @@ def test_loss_scale_optimizer_misplaced_arguments_are_value_errors_as_in_keras(
         keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(), **kwargs)
     with pytest.raises(ValueError, match=match):
         jopt.LossScaleOptimizer(jopt.SGD(), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "tx",
+    [
+        jopt.partition(
+            {"a": jopt.Adam(1e-2), "b": jopt.SGD(0.1, momentum=0.9), "f": jopt.freeze()},
+            [(r"bias", "b"), (r"emb", "f")],
+            default="a",
+        ),
+        jopt.partition(
+            {"a": jopt.Adam(), "b": jopt.partition({"x": jopt.SGD(0.5)}, "x")},
+            {"kernel": "a", "bias": "b", "emb": "b"},
+        ),
+    ],
+    ids=["patterns-freeze-default", "label-tree-nested"],
+)
+def test_partition_serializes_like_keras_multi_optimizer_configs(tx: Any) -> None:
+    written = json.loads(json.dumps(jopt.optimizers.serialize(tx)))
+    rebuilt = jopt.optimizers.deserialize(written)
+    assert rebuilt == tx and jopt.optimizers.get(written) == tx
+    params = {"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2), "emb": jnp.ones(3)}
+    grads = jax.tree.map(lambda p: jnp.full_like(p, 0.5), params)
+    ours = tx.apply_gradients(grads, tx.init(params), params)[0]
+    again = rebuilt.apply_gradients(grads, rebuilt.init(params), params)[0]
+    chex.assert_trees_all_equal(ours, again)
+
+
+def test_partition_with_a_label_function_refuses_to_serialize() -> None:
+    tx = jopt.partition({"a": jopt.Adam()}, lambda params: jax.tree.map(lambda _: "a", params))
+    with pytest.raises(ValueError, match=r"labels given as a function .* cannot be serialized"):
+        jopt.optimizers.serialize(tx)

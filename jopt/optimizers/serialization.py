@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from jopt.groups import Partition, freeze, partition
 from jopt.optimizers.base import Optimizer
 from jopt.optimizers.loss_scale import LossScaleOptimizer, SkipNonFinite
 
@@ -22,7 +23,20 @@ def _classes() -> dict[str, type[Any]]:
     }
 
 
-def serialize(optimizer: Optimizer | LossScaleOptimizer) -> dict[str, Any]:
+def _partition_from_config(config: dict[str, Any]) -> Partition:
+    transforms = {
+        label: freeze() if str(c.get("class_name")).lower() == "freeze" else deserialize(c)
+        for label, c in config["transforms"].items()
+    }
+    labels = config["labels"]
+    if "patterns" in labels:
+        labels = [tuple(pair) for pair in labels["patterns"]]
+    else:
+        labels = labels["tree"]
+    return partition(transforms, labels, default=config.get("default"))
+
+
+def serialize(optimizer: Optimizer | LossScaleOptimizer | Partition) -> dict[str, Any]:
     """Returns Keras's dict for ``optimizer``, the form ``keras.optimizers.serialize`` writes.
 
     Example:
@@ -30,7 +44,7 @@ def serialize(optimizer: Optimizer | LossScaleOptimizer) -> dict[str, Any]:
         >>> jopt.optimizers.serialize(jopt.SGD(0.1))["class_name"]
         'SGD'
     """
-    if not isinstance(optimizer, Optimizer | LossScaleOptimizer):
+    if not isinstance(optimizer, Optimizer | LossScaleOptimizer | Partition):
         raise TypeError(f"serialize takes a jopt optimizer, got {type(optimizer).__name__}")
     config = optimizer.get_config()
     if isinstance(optimizer, LossScaleOptimizer):
@@ -43,7 +57,7 @@ def serialize(optimizer: Optimizer | LossScaleOptimizer) -> dict[str, Any]:
     }
 
 
-def deserialize(config: dict[str, Any]) -> Optimizer | LossScaleOptimizer:
+def deserialize(config: dict[str, Any]) -> Optimizer | LossScaleOptimizer | Partition:
     """Rebuilds an optimizer from :func:`serialize`'s dict or one Keras wrote.
 
     Schedules inside are rebuilt as jopt schedules; a ``LossScaleOptimizer``'s inner
@@ -59,6 +73,8 @@ def deserialize(config: dict[str, Any]) -> Optimizer | LossScaleOptimizer:
         raise ValueError(
             f"deserialize expects a dict with 'class_name' and 'config', got {config!r:.200}"
         )
+    if str(config["class_name"]).lower() == "partition":
+        return _partition_from_config(dict(config.get("config", {})))
     classes = _classes()
     # Keras also accepts the lowercase name ({"class_name": "adam"}), as get("adam") does.
     by_lower = {name.lower(): c for name, c in classes.items()}
