@@ -101,6 +101,11 @@ def find_missing_grads(grads: Any, params: Any) -> MissingGrads | None:
     ]
     if not positions:
         return None
+    if len(positions) == sum(p is not None for _, p in param_leaves):
+        raise ValueError(
+            "No gradients provided for any variable: every gradient is None (Keras's "
+            "error). Check that the loss depends on the params it is differentiated for."
+        )
     paths = tuple(jax.tree_util.keystr(param_leaves[i][0]) for i in positions)
     warnings.warn(
         f"Gradients do not exist for params {list(paths)} when minimizing the loss: they "

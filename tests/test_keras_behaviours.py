@@ -218,3 +218,27 @@ def test_partition_with_a_label_function_refuses_to_serialize() -> None:
     tx = jopt.partition({"a": jopt.Adam()}, lambda params: jax.tree.map(lambda _: "a", params))
     with pytest.raises(ValueError, match=r"labels given as a function .* cannot be serialized"):
         jopt.optimizers.serialize(tx)
+
+
+@pytest.mark.parametrize("name", ["Adagrad", "Adafactor", "Muon", "Ftrl", "Adam"])
+def test_option_slots_start_at_zero_for_rules_with_their_own_slot_init(name: str) -> None:
+    """Gradient accumulation and EMA on a rule whose own slots start elsewhere (Adagrad's
+    accumulator at 0.1, Adafactor's factored moments, Muon's placeholder) match Keras."""
+    rng = np.random.default_rng(0)
+    grads = [rng.standard_normal((4, 3)).astype(np.float32) for _ in range(6)]
+    kwargs = dict(gradient_accumulation_steps=3, use_ema=True, ema_momentum=0.5)
+    theirs = getattr(keras.optimizers, name)(learning_rate=0.01, **kwargs)
+    variable = keras.Variable(np.ones((4, 3), np.float32))
+    ours = getattr(jopt, name)(learning_rate=0.01, **kwargs)
+    params = [jnp.ones((4, 3))]
+    state = ours.init(params)
+    for g in grads:
+        theirs.apply_gradients([(jnp.asarray(g), variable)])
+        params, state = ours.apply_gradients([jnp.asarray(g)], state, params)
+    np.testing.assert_allclose(params[0], np.asarray(variable.value), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        ours.averaged_params(state)[0],
+        np.asarray(theirs._model_variables_moving_average[0].value),
+        rtol=1e-5,
+        atol=1e-6,
+    )
