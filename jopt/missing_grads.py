@@ -89,6 +89,8 @@ def find_missing_grads(grads: Any, params: Any) -> MissingGrads | None:
         >>> params["used"], params["unused"]
         (Array([0.5, 0.5], dtype=float32), Array([1., 1.], dtype=float32))
     """
+    if not any(g is None for g in jax.tree.leaves(grads, is_leaf=_is_none)):
+        return None  # the common case, at the cost of one flatten
     grad_def: Any
     grad_leaves, grad_def = jax.tree_util.tree_flatten_with_path(grads, is_leaf=_is_none)
     param_leaves, param_def = jax.tree_util.tree_flatten_with_path(params, is_leaf=_is_none)
