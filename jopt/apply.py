@@ -6,15 +6,15 @@ from typing import Any
 
 import jax
 
-from jopt.base import Transformation, apply_updates
-from jopt.diagnostics import check_pairs_are_arrays, check_params_not_state, check_state_fits_params
-from jopt.groups import Partition
+from jopt.core.protocol import Transformation, apply_updates
+from jopt.core.diagnostics import check_pairs_are_arrays, check_params_not_state, check_state_fits_params
+from jopt.composites.groups import Partition
 from jopt.layout.bucketed import Bucketed, BucketedState
-from jopt.missing_grads import find_missing_grads
-from jopt.optimizers.base import Optimizer
-from jopt.optimizers.loss_scale import _Wrapper
-from jopt.pytrees import check_same_tree
-from jopt.validation import check_bool
+from jopt.core.missing_grads import find_missing_grads
+from jopt.optimizers.optimizer import Optimizer
+from jopt.composites.wrappers import _Wrapper
+from jopt.core.pytrees import check_same_tree
+from jopt.core.validation import check_bool
 
 __all__ = ["apply_gradients"]
 

@@ -11,13 +11,13 @@ __all__ = ["repr_html", "repr_pretty"]
 
 def repr_pretty(self: Any, p: Any, cycle: bool) -> None:
     """IPython's pretty printer: the state's :func:`jopt.summary` text."""
-    from jopt.summaries import summary  # summaries imports the state types' modules
+    from jopt.tools.summaries import summary  # summaries imports the state types' modules
 
     p.text(repr(self) if cycle else str(summary(self)))
 
 
 def repr_html(self: Any) -> str:
     """Jupyter's rich display: the state's :func:`jopt.summary` table."""
-    from jopt.summaries import summary
+    from jopt.tools.summaries import summary
 
     return summary(self)._repr_html_()

@@ -24,12 +24,12 @@ from typing import Any, ClassVar, NamedTuple, TypeGuard
 import jax
 import jax.numpy as jnp
 
-from jopt.base import apply_updates
+from jopt.core.protocol import apply_updates
 from jopt.display import repr_html, repr_pretty
-from jopt.hyperparams import set_hyperparams
-from jopt.partition_config import labels_config, transform_config
-from jopt.pytrees import check_same_tree, leaves_with_paths
-from jopt.sharding import replicate_like
+from jopt.core.hyperparams import set_hyperparams
+from jopt.composites.partition_config import labels_config, transform_config
+from jopt.core.pytrees import check_same_tree, leaves_with_paths
+from jopt.core.placement import replicate_like
 
 __all__ = [
     "Freeze",
@@ -64,7 +64,7 @@ class Freeze:
 
     Example:
         >>> import jax.numpy as jnp
-        >>> from jopt.groups import freeze
+        >>> from jopt.composites.groups import freeze
         >>> updates, state = freeze().update({"w": jnp.ones(2)}, ())
         >>> updates["w"], state
         (Array([-0., -0.], dtype=float32), ())
@@ -105,7 +105,7 @@ def freeze() -> Freeze:
 
     Example:
         >>> import jax.numpy as jnp, jopt
-        >>> from jopt.groups import freeze, partition
+        >>> from jopt.composites.groups import freeze, partition
         >>> tx = partition({"adam": jopt.Adam(0.1), "frozen": freeze()},
         ...                {"head": "adam", "body": "frozen"})
         >>> params = {"head": jnp.ones(2), "body": jnp.ones(2)}
@@ -209,7 +209,7 @@ class PartitionState(NamedTuple):
 
     Example:
         >>> import jax.numpy as jnp, jopt
-        >>> from jopt.groups import partition
+        >>> from jopt.composites.groups import partition
         >>> tx = partition({"adam": jopt.Adam(), "sgd": jopt.SGD(momentum=0.9)},
         ...                [("kernel", "adam"), ("bias", "sgd")])
         >>> state = tx.init({"kernel": jnp.ones((2, 2)), "bias": jnp.zeros(2)})
@@ -241,7 +241,7 @@ def set_group_hyperparams(state: PartitionState, group: str, /, **values: Any) -
 
     Example:
         >>> import jax.numpy as jnp, jopt
-        >>> from jopt.groups import partition, set_group_hyperparams
+        >>> from jopt.composites.groups import partition, set_group_hyperparams
         >>> tx = partition({"fast": jopt.SGD(0.1), "slow": jopt.SGD(0.1)},
         ...                {"a": "fast", "b": "slow"})
         >>> state = tx.init({"a": jnp.ones(1), "b": jnp.ones(1)})
@@ -273,7 +273,7 @@ class Partition:
 
     Example:
         >>> import jopt
-        >>> from jopt.groups import partition
+        >>> from jopt.composites.groups import partition
         >>> tx = partition({"adam": jopt.Adam()}, "adam")
         >>> tx == partition({"adam": jopt.Adam()}, "adam"), list(tx.transforms)
         (True, ['adam'])
@@ -316,7 +316,7 @@ class Partition:
 
         Example:
             >>> import jax.numpy as jnp, jopt
-            >>> from jopt.groups import partition
+            >>> from jopt.composites.groups import partition
             >>> tx = partition({"adam": jopt.Adam(), "sgd": jopt.SGD()}, [("bias", "sgd")],
             ...                default="adam")
             >>> tx.leaf_labels({"kernel": jnp.ones(2), "bias": jnp.ones(2)})
@@ -474,7 +474,7 @@ class Partition:
         donate: bool = False,
     ) -> tuple[Any, PartitionState]:
         """One compiled update; see :func:`jopt.apply_gradients`."""
-        from jopt.apply import apply_gradients
+        from jopt.core.compiled import apply_gradients
 
         return apply_gradients(self, grads, state, params, donate=donate)
 
@@ -548,7 +548,7 @@ def partition(
 
     Example:
         >>> import jax.numpy as jnp, jopt
-        >>> from jopt.groups import partition
+        >>> from jopt.composites.groups import partition
         >>> tx = partition({"adam": jopt.Adam(0.1), "sgd": jopt.SGD(0.1, momentum=0.9)},
         ...                [(r"\['kernel'\]", "adam"), (r"\['bias'\]", "sgd")])
         >>> params = {"kernel": jnp.ones((2, 2)), "bias": jnp.zeros(2)}

@@ -23,9 +23,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jopt.base import OptimizerState
-from jopt.diagnostics import check_hyperparam_values, check_not_an_optimizer, did_you_mean
-from jopt.validation import check_number
+from jopt.core.state import OptimizerState
+from jopt.core.diagnostics import check_hyperparam_values, check_not_an_optimizer, did_you_mean
+from jopt.core.validation import check_number
 
 __all__ = ["hyperparams", "set_hyperparams"]
 

@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jopt.base import Transformation
-from jopt.hyperparams import set_hyperparams
+from jopt.core.protocol import Transformation
+from jopt.core.hyperparams import set_hyperparams
 
 __all__ = ["sweep_init"]
 
@@ -77,7 +77,7 @@ def sweep_init(opt: Transformation, params: PyTree, **hyperparams: Any) -> tuple
 
     Example:
         >>> import jax, jax.numpy as jnp, jopt
-        >>> from jopt.sweeps import sweep_init
+        >>> from jopt.tools.sweeps import sweep_init
         >>> opt = jopt.SGD(momentum=0.9)
         >>> params_k, state_k = sweep_init(opt, {"w": jnp.ones(2)}, learning_rate=[0.1, 0.5])
         >>> params_k["w"].shape, jopt.hyperparams(state_k)["learning_rate"]

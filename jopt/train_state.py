@@ -20,11 +20,12 @@ try:
 except ImportError:  # flax is optional
     serialization = None  # type: ignore[assignment]
 
-from jopt.apply import apply_gradients
-from jopt.base import OptimizerState, Transformation
-from jopt.hyperparams import hyperparams, set_hyperparams
-from jopt.rate_view import RateView
-from jopt.summaries import StateSummary, lr_of, step_of, summary
+from jopt.core.compiled import apply_gradients
+from jopt.core.state import OptimizerState
+from jopt.core.protocol import Transformation
+from jopt.core.hyperparams import hyperparams, set_hyperparams
+from jopt.tools.rate_view import RateView
+from jopt.tools.summaries import StateSummary, lr_of, step_of, summary
 
 __all__ = ["TrainState"]
 
@@ -147,7 +148,7 @@ of 2 float32 (8 B), opt_state={momentum 8 B})
 
         Read it as a value (``float(state.lr)``) or call it as Keras users type
         ``optimizer.learning_rate``-like reads: ``state.lr()`` returns the array (see
-        :class:`jopt.rate_view.RateView`).
+        :class:`jopt.tools.rate_view.RateView`).
 
         Raises:
             TypeError: the optimizer has no readable rate (a :func:`jopt.chain`).

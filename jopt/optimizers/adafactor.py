@@ -9,12 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 from typing_extensions import Unpack
 
-from jopt.base import StepContext
-from jopt.optimizers.base import LearningRate, Optimizer, default
+from jopt.core.state import StepContext
+from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
-from jopt.sharding import zeros_on_axes
-from jopt.transforms.moments import ema_mix
-from jopt.validation import check_bool, check_number
+from jopt.core.placement import zeros_on_axes
+from jopt.formulas.moments import ema_mix
+from jopt.core.validation import check_bool, check_number
 
 __all__ = ["Adafactor"]
 

@@ -8,11 +8,11 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
-from jopt.base import StepContext
-from jopt.optimizers.base import LearningRate, Optimizer, default
+from jopt.core.state import StepContext
+from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
-from jopt.transforms.accumulators import accumulate_square, constant_like
-from jopt.validation import check_epsilon, check_number
+from jopt.formulas.accumulators import accumulate_square, constant_like
+from jopt.core.validation import check_epsilon, check_number
 
 __all__ = ["Adagrad"]
 

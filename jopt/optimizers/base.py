@@ -16,16 +16,16 @@ import jax
 import jax.numpy as jnp
 
 from jopt import schedules
-from jopt.base import OptimizerState, StepContext
+from jopt.core.state import OptimizerState, StepContext
 from jopt.optimizers.options import OPTION_DEFAULTS, validate_options
-from jopt.pytrees import check_float_leaves, check_same_tree
+from jopt.core.pytrees import check_float_leaves, check_same_tree
 from jopt.schedules.no_argument import as_rate_of_step
-from jopt.sharding import replicate_like
-from jopt.transforms.averaging import every, param_average
-from jopt.transforms.clipping import clip_by_global_norm, clip_by_norm, clip_by_value
-from jopt.transforms.learning_rate import rate_at
-from jopt.transforms.weight_decay import decay_weights, uses_weight_decay
-from jopt.validation import RESTORED_DICT, check_number
+from jopt.core.placement import replicate_like
+from jopt.formulas.averaging import every, param_average
+from jopt.formulas.clipping import clip_by_global_norm, clip_by_norm, clip_by_value
+from jopt.formulas.learning_rate import rate_at
+from jopt.formulas.weight_decay import decay_weights, uses_weight_decay
+from jopt.core.validation import RESTORED_DICT, check_number
 
 __all__ = ["LearningRate", "Optimizer", "StepContext", "default", "resolve_learning_rate"]
 
@@ -86,7 +86,7 @@ class Optimizer:
 
     The rule's numeric arguments are listed in :attr:`hyperparam_names`: ``init`` puts
     them in the state as float32 scalars, and the rule reads them through the
-    :class:`~jopt.base.StepContext` (``ctx.value("rho", dtype)``,
+    :class:`~jopt.core.state.StepContext` (``ctx.value("rho", dtype)``,
     ``ctx.complement("beta_1", dtype)``...), never from ``self``, so a value changed in
     the state is used without recompiling, and the constructor's value gives Keras's
     exact arithmetic.
@@ -704,7 +704,7 @@ class Optimizer:
             ...
             ValueError: beta_1 must be in [0, 1), got 1
         """
-        from jopt.hyperparams import set_hyperparams  # hyperparams.py imports jopt.base only
+        from jopt.hyperparams import set_hyperparams  # hyperparams.py imports jopt.core.protocol only
 
         self._check_state(state)
         for name in values:
@@ -757,6 +757,6 @@ class Optimizer:
 
         See :func:`jopt.apply_gradients` for the forms accepted and for donation.
         """
-        from jopt.apply import apply_gradients  # apply.py imports this module
+        from jopt.core.compiled import apply_gradients  # apply.py imports this module
 
         return apply_gradients(self, grads, state, params, donate=donate)

@@ -30,16 +30,16 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jopt.base import OptimizerState
+from jopt.core.state import OptimizerState
 from jopt.display import repr_html, repr_pretty
-from jopt.optimizers.base import Optimizer
-from jopt.optimizers.loss_scale_args import (
+from jopt.optimizers.optimizer import Optimizer
+from jopt.composites.loss_scale_args import (
     check_loss_scale_arguments,
     loss_scale_kwargs_from_config,
 )
-from jopt.pytrees import check_float_leaves
-from jopt.sharding import replicate_like
-from jopt.validation import check_int, check_number
+from jopt.core.pytrees import check_float_leaves
+from jopt.core.placement import replicate_like
+from jopt.core.validation import check_int, check_number
 
 __all__ = ["LossScaleOptimizer", "LossScaleState", "SkipNonFinite", "SkipNonFiniteState"]
 
@@ -122,7 +122,7 @@ class _Wrapper:
         self, grads: Any, state: Any, params: PyTree | None = None, *, donate: bool = False
     ) -> tuple[Any, Any]:
         """One compiled update; see :func:`jopt.apply_gradients`."""
-        from jopt.apply import apply_gradients
+        from jopt.core.compiled import apply_gradients
 
         return apply_gradients(self, grads, state, params, donate=donate)
 

@@ -10,15 +10,15 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
-from jopt.base import StepContext
-from jopt.optimizers.base import LearningRate, Optimizer, default
+from jopt.core.state import StepContext
+from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 from jopt.optimizers.options import OptimizerOptions
-from jopt.sharding import replicate_like
-from jopt.transforms.learning_rate import adam_step_size
-from jopt.transforms.moments import ema_step
-from jopt.transforms.orthogonalize import newton_schulz
-from jopt.transforms.weight_decay import uses_weight_decay
-from jopt.validation import check_bool, check_int, check_number, check_strings
+from jopt.core.placement import replicate_like
+from jopt.formulas.learning_rate import adam_step_size
+from jopt.formulas.moments import ema_step
+from jopt.formulas.orthogonalize import newton_schulz
+from jopt.formulas.weight_decay import uses_weight_decay
+from jopt.core.validation import check_bool, check_int, check_number, check_strings
 
 __all__ = ["Muon"]
 

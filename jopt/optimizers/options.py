@@ -11,8 +11,8 @@ from typing import Any, TypedDict
 
 import jax.numpy as jnp
 
-from jopt.diagnostics import did_you_mean
-from jopt.validation import check_bool, check_int, check_number, check_strings
+from jopt.core.diagnostics import did_you_mean
+from jopt.core.validation import check_bool, check_int, check_number, check_strings
 
 __all__ = ["OPTION_DEFAULTS", "OptimizerOptions", "validate_options"]
 

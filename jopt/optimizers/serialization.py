@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from jopt.groups import Partition, freeze, partition
-from jopt.optimizers.base import Optimizer
-from jopt.optimizers.loss_scale import LossScaleOptimizer, SkipNonFinite
+from jopt.composites.groups import Partition, freeze, partition
+from jopt.optimizers.optimizer import Optimizer
+from jopt.composites.wrappers import LossScaleOptimizer, SkipNonFinite
 
 __all__ = ["deserialize", "get", "serialize"]
 

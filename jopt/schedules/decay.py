@@ -10,8 +10,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jopt.schedules.base import LearningRateSchedule, _as_float_step, _f32
-from jopt.validation import check_bool, check_number, check_numbers
+from jopt.schedules.schedule import LearningRateSchedule, _as_float_step, _f32
+from jopt.core.validation import check_bool, check_number, check_numbers
 
 # Under jax.jit, XLA turns ``step / c`` for a constant ``c`` into ``step * (1 / c)`` (and
 # may fuse ``1 - step * (1 / c)`` into one FMA), so at an exact multiple ``step = k * c`` the

@@ -1,7 +1,7 @@
 """``partition``'s config: the groups' optimizers as configs, the labels as data.
 
-Kept apart from ``jopt.groups`` so that the group machinery does not depend on
-serialization; :meth:`jopt.groups.Partition.get_config` and
+Kept apart from ``jopt.composites.groups`` so that the group machinery does not depend on
+serialization; :meth:`jopt.composites.groups.Partition.get_config` and
 :func:`jopt.optimizers.deserialize` use these two functions.
 """
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from jopt.optimizers.base import Optimizer
+from jopt.optimizers.optimizer import Optimizer
 from jopt.optimizers.options import OPTION_DEFAULTS
-from jopt.validation import check_bool
+from jopt.core.validation import check_bool
 
 __all__ = ["check_loss_scale_arguments", "loss_scale_kwargs_from_config"]
 
