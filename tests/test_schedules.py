@@ -157,6 +157,32 @@ def evaluate(schedule: Callable[[Any], Any], steps: list[int], mode: str) -> np.
     return np.asarray(schedule(jnp.asarray(steps, jnp.float32)))
 
 
+def keras_values(oracle: Callable[[Any], Any], steps: list[int], mode: str) -> np.ndarray:
+    """Keras's values in ``mode``; compiled, its exact (eager) value where jit rounds it off.
+
+    Under jit XLA turns ``step / decay_steps`` into a multiply, so at an exact multiple
+    Keras's compiled ``PolynomialDecay`` gives ``1 - p = +-1e-8`` (NaN for a fractional
+    power) where its eager value (and its own test) is exactly the end rate. jopt keeps
+    the exact value there (``tests/test_schedule_boundaries.py``) and Keras's compiled
+    bits everywhere else.
+    """
+    values = evaluate(oracle, steps, mode)
+    if mode == "jit":
+        eager = evaluate(oracle, steps, "eager")
+        values = np.where(steps_at_the_end(oracle, steps), eager, values)
+    return values
+
+
+def steps_at_the_end(oracle: Any, steps: list[int]) -> np.ndarray:
+    """Steps at or past a ``PolynomialDecay``'s end (or at a cycle's end): 1 - p is 0 there."""
+    if type(oracle).__name__ != "PolynomialDecay":
+        return np.zeros(len(steps), bool)
+    t, d = np.asarray(steps, np.float64), float(oracle.decay_steps)
+    if oracle.cycle:
+        return (t > 0) & (np.ceil(t / d) * d == t)
+    return t >= d
+
+
 def keras_has_no_array_form(name: str, config: dict[str, Any]) -> bool:
     """Keras's CosineDecay warmup is an ``ops.cond``, which rejects an array of steps."""
     return name == "CosineDecay" and config.get("warmup_target") is not None
@@ -172,7 +198,7 @@ def test_values_equal_keras_to_the_bit(
     oracle = getattr(K, name)(**config)
     if mode in ("array", "float") and keras_has_no_array_form(name, config):
         mode = "vmap"  # how Keras must map its cond over steps; jopt does the same inside
-    np.testing.assert_array_equal(ours, evaluate(oracle, steps, mode))
+    np.testing.assert_array_equal(ours, keras_values(oracle, steps, mode))
     assert ours.dtype == np.float32
 
 
@@ -342,7 +368,9 @@ def test_config_is_keras_and_keras_dicts_deserialize(
     rebuilt = S.deserialize(written)
     assert rebuilt == schedule and S.serialize(rebuilt) == written
     steps = steps_for(keys)
-    np.testing.assert_array_equal(evaluate(rebuilt, steps, "jit"), evaluate(oracle, steps, "jit"))
+    np.testing.assert_array_equal(
+        evaluate(rebuilt, steps, "jit"), keras_values(oracle, steps, "jit")
+    )
     # ...and back: Keras reads jopt's dict.
     keras_again = K.deserialize(json.loads(json.dumps(S.serialize(schedule))))
     assert keras_again.get_config() == oracle.get_config()

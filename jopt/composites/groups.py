@@ -25,10 +25,13 @@ import jax
 import jax.numpy as jnp
 
 from jopt.composites.delegation import Delegating
+from jopt.composites.partition_config import labels_config, transform_config
 from jopt.core.hyperparams import set_hyperparams
 from jopt.core.placement import replicate_like
 from jopt.core.protocol import Applies, HasLearningRate, apply_step, require_transformation
 from jopt.core.pytrees import check_same_tree, leaves_with_paths
+from jopt.core.registry import register_config_class
+from jopt.core.serialization import deserialize
 from jopt.core.state import html_state, next_step, pretty_state
 
 __all__ = [
@@ -269,6 +272,7 @@ def set_group_hyperparams(state: PartitionState, group: str, /, **values: Any) -
 # ---- the partition -------------------------------------------------------------------
 
 
+@register_config_class
 @dataclasses.dataclass(frozen=True)
 class Partition(Delegating, Applies, HasLearningRate):
     """One transformation per label; build it with :func:`partition`, which documents it.
@@ -299,6 +303,38 @@ class Partition(Delegating, Applies, HasLearningRate):
     def __repr__(self) -> str:
         default = "" if self.default is None else f", default={self.default!r}"
         return f"partition({self.transforms!r}, {self.labels!r}{default})"
+
+    def get_config(self) -> dict[str, Any]:
+        """The groups' configs, the labels as data (a pytree or ``(regex, label)`` pairs)
+        and the default; :func:`jopt.optimizers.deserialize` rebuilds it from
+        ``jopt.optimizers.serialize(tx)``. Labels given as a function cannot be written
+        down: a ``ValueError`` says so."""
+        return {
+            "transforms": {label: transform_config(label, tx) for label, tx in self.groups},
+            "labels": labels_config(self.labels),
+            "default": self.default,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Partition:
+        """Rebuilds a partition from :meth:`get_config`'s dict (each group's optimizer
+        deserialized, ``freeze`` by name).
+
+        Example:
+            >>> import jopt
+            >>> tx = jopt.partition({"a": jopt.SGD(0.1), "b": jopt.freeze()}, {"x": "a", "y": "b"})
+            >>> jopt.optimizers.deserialize(jopt.optimizers.serialize(tx)) == tx
+            True
+        """
+        transforms = {
+            label: freeze() if str(c.get("class_name")).lower() == "freeze" else deserialize(c)
+            for label, c in config["transforms"].items()
+        }
+        labels = config["labels"]
+        labels = (
+            [tuple(pair) for pair in labels["patterns"]] if "patterns" in labels else labels["tree"]
+        )
+        return partition(transforms, labels, default=config.get("default"))
 
     def __iter__(self) -> Iterator[Callable[..., Any]]:
         """Unpacks as ``init, update``, like an ``optax.GradientTransformation``."""

@@ -32,6 +32,10 @@ import jax
 import jax.numpy as jnp
 
 from jopt.composites.delegation import WrapsOne
+from jopt.composites.loss_scale_args import (
+    check_loss_scale_arguments,
+    loss_scale_kwargs_from_config,
+)
 from jopt.core.placement import replicate_like
 from jopt.core.protocol import Applies, apply_step, require_transformation
 from jopt.core.pytrees import check_float_leaves
@@ -248,6 +252,7 @@ class LossScaleOptimizer(Wrapper):
     inner: Any
     initial_scale: float = 32768.0
     dynamic_growth_steps: int = 2000
+    name: str = "loss_scale_optimizer"
 
     def __init__(
         self,
@@ -256,15 +261,20 @@ class LossScaleOptimizer(Wrapper):
         dynamic_growth_steps: int = 2000,
         *,
         inner_optimizer: Any = None,
+        name: str | None = None,
+        dynamic: bool = True,
+        **kwargs: Any,
     ) -> None:
         if inner is not None and inner_optimizer is not None:
             raise TypeError(
                 "LossScaleOptimizer wraps one optimizer: give inner or Keras's "
                 "inner_optimizer, not both"
             )
+        check_loss_scale_arguments(dynamic, kwargs)
         object.__setattr__(self, "inner", inner if inner is not None else inner_optimizer)
         object.__setattr__(self, "initial_scale", initial_scale)
         object.__setattr__(self, "dynamic_growth_steps", dynamic_growth_steps)
+        object.__setattr__(self, "name", "loss_scale_optimizer" if name is None else name)
         self.__post_init__()
 
     def __post_init__(self) -> None:
@@ -278,11 +288,6 @@ class LossScaleOptimizer(Wrapper):
             )
 
     state_type: ClassVar[type] = LossScaleState
-
-    @property
-    def name(self) -> str:
-        """Keras's name, ``"loss_scale_optimizer"``."""
-        return "loss_scale_optimizer"
 
     def init(self, params: PyTree) -> LossScaleState:
         """The inner state, ``scale = initial_scale`` and ``step_counter = 0``."""
@@ -326,6 +331,8 @@ class LossScaleOptimizer(Wrapper):
     def from_config(cls, config: dict[str, Any]) -> LossScaleOptimizer:
         """Rebuilds the wrapper from :meth:`get_config`'s (or Keras's) dict.
 
+        Older Keras configs carry the base options at their defaults; they are dropped.
+
         Example:
             >>> import jopt
             >>> opt = jopt.LossScaleOptimizer(jopt.SGD(0.1), initial_scale=8.0)
@@ -333,5 +340,6 @@ class LossScaleOptimizer(Wrapper):
             True
         """
         config = dict(config)
-        config.pop("name", None)
-        return cls(deserialize(config.pop("inner_optimizer")), **config)
+        if isinstance(config.get("inner_optimizer"), dict):
+            config["inner_optimizer"] = deserialize(config["inner_optimizer"])
+        return cls(**loss_scale_kwargs_from_config(config))

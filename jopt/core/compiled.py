@@ -11,6 +11,12 @@ from typing import Any
 
 import jax
 
+from jopt.core.diagnostics import (
+    check_pairs_are_arrays,
+    check_params_not_state,
+    check_state_fits_params,
+)
+from jopt.core.missing_grads import find_missing_grads
 from jopt.core.protocol import (
     RuntimeConstants,
     Transformation,
@@ -166,6 +172,15 @@ def apply_gradients(
     keras_form = params is None
     if keras_form:
         grads, params = _split_pairs(grads)
+        check_pairs_are_arrays(grads, params)
+    check_params_not_state(state, params)
+    check_state_fits_params(state, params)
+    if (missing := find_missing_grads(grads, params)) is not None:
+        # Keras skips a variable without a gradient (with a warning): so do we.
+        sub_params, sub_state = missing.drop(params, state)
+        new_params, new_state = apply_gradients(tx, grads, sub_state, sub_params, donate=donate)
+        new_params, state = missing.restore(new_params, new_state, params, state)
+        return (list(new_params) if keras_form else new_params), state
     check_same_tree(params, grads, "params", "grads")
     if donate:
         _check_not_shared(grads, params, state)

@@ -21,7 +21,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from jopt.core.diagnostics import check_hyperparam_values, check_not_an_optimizer, did_you_mean
 from jopt.core.state import OptimizerState
 from jopt.core.validation import check_number
 
@@ -37,6 +39,17 @@ def _is_state(x: Any) -> bool:
 def _states(state: PyTree) -> list[tuple[str, OptimizerState]]:
     flat, _ = jax.tree_util.tree_flatten_with_path(state, is_leaf=_is_state)
     return [(jax.tree_util.keystr(path), s) for path, s in flat if _is_state(s)]
+
+
+def _set_leaf(old: Any, value: Any) -> Any:
+    """``value`` as a float32 array of ``old``'s shape; a variable wrapper (flax nnx's
+    ``OptArray``, what ``nnx.Optimizer.opt_state`` holds) is kept and set in place, so
+    the state keeps its nnx types, its compiled step and its place in ``nnx.state``."""
+    if isinstance(old, jax.Array | np.ndarray | jax.core.Tracer):
+        return jnp.broadcast_to(jnp.asarray(value, jnp.float32), jnp.shape(old))
+    current = old.value
+    old.value = jnp.broadcast_to(jnp.asarray(value, current.dtype), jnp.shape(current))
+    return old
 
 
 def _broadcasts(shape: tuple[int, ...], to: tuple[int, ...]) -> bool:
@@ -73,8 +86,10 @@ def set_hyperparams(state: PyTree, **values: Any) -> PyTree:
     each value is set in every optimizer state within ``state`` that holds that name,
     as a float32 array of the shape it had. Python numbers must be finite (a learning
     rate or ``learning_rate_scale`` also >= 0); arrays, traced ones included, are taken
-    as they are. Ranges are not checked here: :meth:`jopt.Optimizer.set_hyperparams`
-    checks a value as the optimizer's constructor does.
+    as they are. Only the ranges every optimizer agrees on are checked here (betas, rho,
+    momenta in [0, 1]; epsilon, weight decay and clips >= 0);
+    :meth:`jopt.Optimizer.set_hyperparams` checks a value as the optimizer's constructor
+    does. An unknown name suggests Keras's (``lr`` -> ``learning_rate``).
 
     Only the names a state holds can be set. With a schedule as learning rate the state
     holds ``learning_rate_scale``, a multiplier on the schedule's value (1.0 at init);
@@ -94,6 +109,8 @@ def set_hyperparams(state: PyTree, **values: Any) -> PyTree:
         >>> float(opt.lr(state)), float(jopt.hyperparams(state)["beta_2"])
         (9.999999747378752e-05, 0.9900000095367432)
     """
+    check_not_an_optimizer(state, "set_hyperparams")
+    check_hyperparam_values(values)
     states = _states(state)
     for name, value in values.items():
         if not any(name in s.hyperparams for _, s in states):
@@ -102,7 +119,8 @@ def set_hyperparams(state: PyTree, **values: Any) -> PyTree:
                 "; the learning rate is a schedule here: set learning_rate_scale, a "
                 "multiplier on it"
                 if name == "learning_rate" and "learning_rate_scale" in held
-                else "; a value the constructor turned off (0 or None) or one that shapes "
+                else did_you_mean(name, held)
+                or "; a value the constructor turned off (0 or None) or one that shapes "
                 "the compiled step (a bool, an int) is not held: build a new optimizer"
             )
             raise ValueError(
@@ -127,7 +145,7 @@ def set_hyperparams(state: PyTree, **values: Any) -> PyTree:
         new = dict(s.hyperparams)
         for name, value in values.items():
             if name in new:
-                new[name] = jnp.broadcast_to(jnp.asarray(value, jnp.float32), jnp.shape(new[name]))
+                new[name] = _set_leaf(new[name], value)
         return s._replace(hyperparams=new)
 
     return jax.tree.map(replace, state, is_leaf=_is_state)

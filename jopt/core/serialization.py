@@ -51,7 +51,9 @@ def deserialize(config: dict[str, Any]) -> Any:
             f"deserialize expects a dict with 'class_name' and 'config', got {config!r:.200}"
         )
     classes = _classes()
-    cls = classes.get(config["class_name"])
+    # Keras also accepts the lowercase name ({"class_name": "adam"}), as get("adam") does.
+    by_lower = {name.lower(): c for name, c in classes.items()}
+    cls = classes.get(config["class_name"]) or by_lower.get(str(config["class_name"]).lower())
     if cls is None:
         raise ValueError(
             f"unknown optimizer class_name {config['class_name']!r}; known: "
@@ -62,14 +64,19 @@ def deserialize(config: dict[str, Any]) -> Any:
 
 def get(identifier: Any) -> Any:
     """Keras's ``optimizers.get``: an optimizer as is, a name (``"adam"``) with defaults,
-    or a serialized dict.
+    a serialized dict (``class_name`` in any case, as Keras reads it), or ``None``, which
+    is returned as is (Keras's "no optimizer").
 
     Example:
         >>> import jopt
         >>> jopt.optimizers.get("rmsprop")
         RMSprop()
+        >>> jopt.optimizers.get({"class_name": "adam", "config": {"learning_rate": 0.01}})
+        Adam(learning_rate=0.01)
+        >>> jopt.optimizers.get(None) is None
+        True
     """
-    if is_transformation(identifier):
+    if identifier is None or is_transformation(identifier):
         return identifier
     if isinstance(identifier, dict):
         return deserialize(identifier)

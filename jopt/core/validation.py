@@ -182,6 +182,16 @@ def check_strings(name: str, values: Any, regex: bool = False) -> tuple[str, ...
     return out
 
 
+# A checkpoint restored without a target (orbax's restore(path), flax's msgpack_restore)
+# is a dict where a state or step was expected: say how to get the state back.
+RESTORED_DICT = (
+    "got {got} where an optimizer state or a step count goes: a checkpoint restored "
+    "without a target comes back as dicts. Rebuild the state with "
+    "state, report = jopt.restore_state(opt, restored, params), or restore onto a target "
+    "(orbax: restore(path, jax.eval_shape(lambda: state)))"
+)
+
+
 def check_step(step: Any) -> None:
     """Raises ``TypeError`` unless ``step`` is an integer or float step count, or an array
     (traced or not) of them: a string, ``None``, a boolean or complex value is refused
@@ -196,6 +206,8 @@ def check_step(step: Any) -> None:
     dtype = getattr(step, "dtype", None)
     if dtype is None and isinstance(step, numbers.Real) and not isinstance(step, bool):
         return
+    if isinstance(step, dict):
+        raise TypeError(RESTORED_DICT.format(got=f"a dict with keys {sorted(map(str, step))}"))
     if dtype is None and isinstance(step, list | tuple):
         try:
             dtype = np.result_type(*step) if step else None

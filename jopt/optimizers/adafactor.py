@@ -163,7 +163,7 @@ class Adafactor(Optimizer):
             >>> r["w"].shape, c["w"].shape, r["b"].shape
             ((4, 2), (4, 3), ())
         """
-        if name == "velocity":
+        if name not in ("r", "c"):  # velocity, and the options' slots: the param's shape
             return jnp.zeros_like(param, dtype)
         rows, cols = _factored_axes(jnp.ndim(param))
         return zeros_on_axes(param, rows if name == "r" else cols, dtype)

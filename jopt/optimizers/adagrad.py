@@ -76,8 +76,12 @@ class Adagrad(Optimizer):
         return ("accumulator",)
 
     def init_slot(self, name: str, param: jax.Array, dtype: Any, path: str) -> jax.Array:
-        """The accumulator starts at ``initial_accumulator_value``, in its slot's dtype."""
-        return constant_like(jnp.zeros_like(param, dtype), self.initial_accumulator_value)
+        """The accumulator starts at ``initial_accumulator_value``, in its slot's dtype;
+        the options' slots (gradient accumulator, average) at zeros, as in Keras."""
+        zeros = jnp.zeros_like(param, dtype)
+        if name == "accumulator":
+            return constant_like(zeros, self.initial_accumulator_value)
+        return zeros
 
     def leaf_update(
         self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext

@@ -225,7 +225,7 @@ class Muon(Optimizer):
 
     def init_slot(self, name: str, param: jax.Array, dtype: Any, path: str) -> jax.Array:
         """A ``"velocity"`` slot only on the leaves on the AdamW rule."""
-        if name == "momentum" or self.uses_adamw(path, jnp.ndim(param)):
+        if name != "velocity" or self.uses_adamw(path, jnp.ndim(param)):
             return jnp.zeros_like(param, dtype)
         # A one-element placeholder: checkpointers refuse zero-size arrays (orbax),
         # and no Muon-rule leaf (2-D) has this shape, so the rule stays readable.

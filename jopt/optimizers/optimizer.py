@@ -24,11 +24,12 @@ from jopt.core.protocol import Applies, HasLearningRate, LiveHyperparams, PerLea
 from jopt.core.pytrees import check_float_leaves
 from jopt.core.registry import register_config_class
 from jopt.core.state import OptimizerState, StepContext
-from jopt.core.validation import check_number
+from jopt.core.validation import RESTORED_DICT, check_number
 from jopt.formulas.learning_rate import rate_at
 from jopt.formulas.weight_decay import uses_weight_decay
 from jopt.optimizers import stages
 from jopt.optimizers.options import OPTION_DEFAULTS, validate_options
+from jopt.schedules.no_argument import as_rate_of_step
 
 __all__ = ["LearningRate", "Optimizer", "StepContext", "default", "resolve_learning_rate"]
 
@@ -67,7 +68,7 @@ def resolve_learning_rate(learning_rate: Any, lr: Any) -> LearningRate:
         except (TypeError, ValueError) as e:
             raise type(e)(f"learning_rate: {e}") from e
     if callable(learning_rate):
-        return learning_rate
+        return as_rate_of_step(learning_rate)  # Keras's lambda: 0.01 too
     return check_number("learning_rate", learning_rate, low=0.0)  # a plain float, not a _Default
 
 
@@ -123,6 +124,8 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
     #: or values the rule needs exactly).
     exact_slots: ClassVar[dict[str, str]] = {}
 
+    #: The constructor's rate (or schedule). It does not follow ``set_hyperparams``: the
+    #: optimizer is frozen and the live value is in the state; read it with ``lr(state)``.
     learning_rate: LearningRate
     decay: float
     name: str
@@ -467,6 +470,11 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
     def check_state(self, state: Any) -> None:
         """Raises unless ``state`` is this optimizer's: an unbatched :class:`OptimizerState`
         with this configuration's slots, scalars and live hyperparameters."""
+        if isinstance(state, dict) and "step" in state:
+            raise TypeError(
+                f"{type(self).__name__}.update expects the OptimizerState made by its init; "
+                + RESTORED_DICT.format(got="a dict with a 'step'")
+            )
         if not isinstance(state, OptimizerState):
             raise TypeError(
                 f"{type(self).__name__}.update expects the OptimizerState made by its init, "
@@ -533,6 +541,25 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
         if not self.use_ema:
             raise ValueError(f"{self!r} keeps no average: construct it with use_ema=True")
         return state.slots["average"]
+
+    def scale_loss(self, loss: Any, state: OptimizerState | None = None) -> Any:
+        """Keras's ``scale_loss``: ``loss * loss_scale_factor``, or ``loss`` when it is None.
+
+        Differentiate the scaled loss; the update divides the gradients by the same
+        factor. With ``state`` the live factor (``jopt.set_hyperparams``) is used, without
+        it the constructor's.
+
+        Example:
+            >>> import jopt
+            >>> float(jopt.SGD(loss_scale_factor=128.0).scale_loss(0.5)), jopt.SGD().scale_loss(0.5)
+            (64.0, 0.5)
+        """
+        if self.loss_scale_factor is None:
+            return loss
+        if state is not None:
+            self.check_state(state)
+            return loss * state.hyperparams["loss_scale_factor"].astype(jnp.result_type(loss))
+        return loss * jnp.asarray(self.loss_scale_factor, jnp.result_type(loss))
 
     # ---- learning rate ----------------------------------------------------------------
 

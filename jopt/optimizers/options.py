@@ -11,6 +11,7 @@ from typing import Any, TypedDict
 
 import jax.numpy as jnp
 
+from jopt.core.diagnostics import did_you_mean
 from jopt.core.validation import check_bool, check_int, check_number, check_strings
 
 __all__ = ["OPTION_DEFAULTS", "OptimizerOptions", "validate_options"]
@@ -81,7 +82,8 @@ def validate_options(options: dict[str, Any]) -> dict[str, Any]:
     """Returns every option, validated, in a fixed order; raises naming a bad one."""
     unknown = set(options) - set(OPTION_DEFAULTS)
     if unknown:
-        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+        hints = "".join(did_you_mean(name, OPTION_DEFAULTS) for name in sorted(unknown))
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}{hints}")
     o = OPTION_DEFAULTS | options
     clips = [k for k in ("clipnorm", "clipvalue", "global_clipnorm") if o[k] is not None]
     if len(clips) > 1:

@@ -13,6 +13,27 @@ import jax.numpy as jnp
 from jopt.core.validation import check_bool, check_number, check_numbers
 from jopt.schedules.schedule import LearningRateSchedule, _as_float_step, _f32
 
+# Under jax.jit, XLA turns ``step / c`` for a constant ``c`` into ``step * (1 / c)`` (and
+# may fuse ``1 - step * (1 / c)`` into one FMA), so at an exact multiple ``step = k * c`` the
+# quotient can come out an ulp below or above ``k``: ``floor`` then gives ``k - 1``,
+# ``ceil`` gives ``k + 1`` and ``(1 - p) ** 0.5`` of a tiny negative is NaN. Keras's
+# schedules share the hazard (its tests run eagerly, where division is exact). These
+# helpers keep Keras's float32 quotient wherever it is right and correct it only where
+# the rewrite moved it across an integer, so the numbers stay Keras's (eager) bits.
+
+
+def _floor_quotient(step: jax.Array, divisor: jax.Array, quotient: jax.Array) -> jax.Array:
+    """``floor(step / divisor)``, right at exact multiples even when XLA rounds ``quotient``."""
+    q = jnp.floor(quotient)
+    return jnp.where(step >= (q + 1) * divisor, q + 1, q)
+
+
+def _ceil_quotient(step: jax.Array, divisor: jax.Array, quotient: jax.Array) -> jax.Array:
+    """``ceil(step / divisor)``, right at exact multiples even when XLA rounds ``quotient``."""
+    q = jnp.ceil(quotient)
+    return jnp.where(step <= (q - 1) * divisor, q - 1, q)
+
+
 __all__ = [
     "CosineDecay",
     "CosineDecayRestarts",
@@ -60,9 +81,11 @@ class ExponentialDecay(LearningRateSchedule):
 
     def __call__(self, step: Any) -> jax.Array:
         initial = jnp.asarray(self.initial_learning_rate, jnp.float32)
-        p = _as_float_step(step) / jnp.asarray(self.decay_steps, jnp.float32)
+        step = _as_float_step(step)
+        decay_steps = jnp.asarray(self.decay_steps, jnp.float32)
+        p = step / decay_steps
         if self.staircase:
-            p = jnp.floor(p)
+            p = _floor_quotient(step, decay_steps, p)
         return initial * jnp.power(jnp.asarray(self.decay_rate, jnp.float32), p)
 
 
@@ -138,6 +161,10 @@ class PolynomialDecay(LearningRateSchedule):
         rate = (initial_learning_rate - end_learning_rate) * (1 - p) ** power
                + end_learning_rate
 
+    At and past the end ``1 - p`` is exactly 0, also under ``jax.jit``, where XLA's
+    ``step * (1 / decay_steps)`` makes Keras's compiled schedule give ``1 - p = -1.5e-8``
+    and NaN for a fractional ``power``; elsewhere the bits are Keras's.
+
     Args:
         initial_learning_rate: rate at step 0, >= 0.
         decay_steps: > 0.
@@ -174,14 +201,15 @@ class PolynomialDecay(LearningRateSchedule):
         step = _as_float_step(step)
         decay_steps = _f32(self.decay_steps)
         if self.cycle:
-            multiplier = jnp.where(step == 0, 1.0, jnp.ceil(step / decay_steps))
-            decay_steps = decay_steps * multiplier
-        else:
-            # min(step, decay_steps), written as a select: past the end the gradient is 0,
-            # where minimum's would be 0 * inf = NaN for power < 1.
-            step = jnp.where(step < decay_steps, step, decay_steps)
-        p = step / decay_steps
-        return (initial - end) * jnp.power(1 - p, power) + end
+            periods = _ceil_quotient(step, decay_steps, step / decay_steps)
+            decay_steps = decay_steps * jnp.where(step == 0, 1.0, periods)
+        # min(step, decay_steps) written as a select, and 1 - p set to exactly 0 at the end
+        # (Keras's eager value): under jit 1 - step * (1 / decay_steps) can be -1e-8 there,
+        # NaN for a fractional power. Past the end the gradient is 0, not 0 * inf = NaN.
+        before_end = step < decay_steps
+        p = jnp.where(before_end, step, decay_steps) / decay_steps
+        remaining = jnp.where(before_end, 1 - p, 0.0)
+        return (initial - end) * jnp.power(remaining, power) + end
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,9 +249,11 @@ class InverseTimeDecay(LearningRateSchedule):
 
     def __call__(self, step: Any) -> jax.Array:
         initial = _f32(self.initial_learning_rate)
-        p = _as_float_step(step) / _f32(self.decay_steps)
+        step = _as_float_step(step)
+        decay_steps = _f32(self.decay_steps)
+        p = step / decay_steps
         if self.staircase:
-            p = jnp.floor(p)
+            p = _floor_quotient(step, decay_steps, p)
         return initial / (_f32(1) + _f32(self.decay_rate) * p)
 
 
@@ -337,12 +367,16 @@ class CosineDecay(LearningRateSchedule):
 
 # CosineDecayRestarts' two ways to find the period, at module level so lax.cond's trace
 # and compile are cached: (restart index, fraction of the current period).
-def _restarts_periodic(fraction: jax.Array, t_mul: jax.Array) -> tuple[jax.Array, jax.Array]:
-    i_restart = jnp.floor(fraction)
+def _restarts_periodic(
+    fraction: jax.Array, t_mul: jax.Array, step: jax.Array, first: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    i_restart = _floor_quotient(step, first, fraction)
     return i_restart, fraction - i_restart
 
 
-def _restarts_geometric(fraction: jax.Array, t_mul: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _restarts_geometric(
+    fraction: jax.Array, t_mul: jax.Array, step: jax.Array, first: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     i_restart = jnp.floor(jnp.log(1.0 - fraction * (1.0 - t_mul)) / jnp.log(t_mul))
     sum_r = (1.0 - jnp.power(t_mul, i_restart)) / (1.0 - t_mul)
     return i_restart, (fraction - sum_r) / jnp.power(t_mul, i_restart)
@@ -400,12 +434,21 @@ class CosineDecayRestarts(LearningRateSchedule):
         alpha = _f32(self.alpha)
         t_mul = _f32(self.t_mul)
         m_mul = _f32(self.m_mul)
-        fraction = _as_float_step(step) / _f32(self.first_decay_steps)
+        step = _as_float_step(step)
+        first = _f32(self.first_decay_steps)
+        fraction = step / first
         # Keras's ops.cond on a constant: XLA compiles the branch as one fused kernel,
         # which rounds differently from op-by-op code; the same cond gives the same bits.
         i_restart, fraction = jax.lax.cond(
-            t_mul == 1.0, _restarts_periodic, _restarts_geometric, fraction, t_mul
+            t_mul == 1.0, _restarts_periodic, _restarts_geometric, fraction, t_mul, step, first
         )
+        # At a restart the log ratio is an integer that rounding (XLA's multiply by
+        # 1 / log(t_mul) under jit) can leave just below it: the period found then ends
+        # here (its fraction is 1 to a few ulps), so the next one begins, as the exact
+        # formula says. Only a step within 1e-6 of a period's length from its end moves.
+        over = fraction >= 1.0 - 2.0**-20
+        i_restart = jnp.where(over, i_restart + 1, i_restart)
+        fraction = jnp.where(over, (fraction - 1.0) / t_mul, fraction)
         m_fac = jnp.power(m_mul, i_restart)
         cosine_decayed = 0.5 * m_fac * (1.0 + jnp.cos(_f32(math.pi) * fraction))
         return initial * ((1 - alpha) * cosine_decayed + alpha)

@@ -52,9 +52,17 @@ def sweep_init(opt: Transformation, params: PyTree, **hyperparams: Any) -> tuple
 
     Train the K models with one compiled step by mapping any single-model step over
     axis 0 of params and state, and not over the data:
-    ``jax.jit(jax.vmap(step, in_axes=(0, 0, None, None)))``. Model ``k`` then gets the
-    same numbers as a separate run with ``set_hyperparams(state, name=values[k])``, and
-    a new set of K values (same K) reuses the compiled step. ``opt`` is any jopt
+    ``jax.jit(jax.vmap(step, in_axes=(0, 0, None, None)))``. Model ``k`` then computes
+    the same formulas as a separate run with ``set_hyperparams(state, name=values[k])``,
+    to float32 rounding: batched kernels sum in another order, so a member can start an
+    ulp away from its separate run, and a chaotic training run can amplify that over
+    hundreds of steps (the optimizer's own step is elementwise and agrees exactly). A new
+    set of K values (same K) reuses the compiled step.
+
+    When it pays off: vmap turns K matmuls into one batched matmul, which is faster than
+    K separate steps (an MLP on 2 CPU cores: 2.2x for K=4); K convolutions become one
+    grouped convolution, which XLA's CPU backend runs slower than K plain ones (a small
+    CNN: 0.73x). Measure your model with ``benchmarks/sweep_models.py``. ``opt`` is any jopt
     optimizer or a container of them (a :func:`jopt.chain`); with a schedule as learning
     rate, sweep ``learning_rate_scale``. For K different initial params, ``jax.vmap`` an
     init of your own instead.

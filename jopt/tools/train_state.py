@@ -15,9 +15,15 @@ from typing import Any
 
 import jax
 
+try:
+    from flax import serialization
+except ImportError:  # flax is optional
+    serialization = None  # type: ignore[assignment]
+
 from jopt.core.compiled import apply_gradients
 from jopt.core.hyperparams import hyperparams, set_hyperparams
 from jopt.core.protocol import LiveHyperparams, Transformation, require_transformation
+from jopt.tools.rate_view import RateView
 from jopt.tools.summaries import StateSummary, lr_of, step_of, summary
 
 __all__ = ["TrainState"]
@@ -70,8 +76,12 @@ of 2 float32 (8 B), opt_state={momentum 8 B})
     opt: Transformation
 
     @classmethod
-    def create(cls, params: PyTree, opt: Transformation) -> TrainState:
+    def create(
+        cls, params: PyTree, opt: Transformation | None = None, *, tx: Transformation | None = None
+    ) -> TrainState:
         """Returns a TrainState at step 0: ``opt_state = opt.init(params)``.
+
+        ``tx=`` is flax's keyword for the optimizer (``TrainState.create(params=p, tx=opt)``).
 
         Raises:
             TypeError: ``opt`` has no ``init``/``update`` methods (or ``params`` has
@@ -82,6 +92,11 @@ of 2 float32 (8 B), opt_state={momentum 8 B})
             >>> int(jopt.TrainState.create({"w": jnp.ones(2)}, jopt.Adam()).step)
             0
         """
+        if opt is not None and tx is not None:
+            raise TypeError("TrainState.create takes the optimizer once: opt or flax's tx")
+        opt = tx if opt is None else opt
+        if opt is None:
+            raise TypeError("TrainState.create(params, opt) needs an optimizer: opt=... or tx=...")
         require_transformation(opt, "TrainState.create(params, opt): opt")
         return cls(params=params, opt_state=opt.init(params), opt=opt)
 
@@ -126,10 +141,15 @@ of 2 float32 (8 B), opt_state={momentum 8 B})
         """The learning rate of the next update, float32 (``opt.lr(opt_state)``); for a
         :func:`jopt.partition`, a dict of each group's.
 
+        Read it as a value (``float(state.lr)``) or call it as Keras users type
+        ``optimizer.learning_rate``-like reads: ``state.lr()`` returns the array (see
+        :class:`jopt.tools.rate_view.RateView`).
+
         Raises:
             TypeError: the optimizer has no readable rate (a :func:`jopt.chain`).
         """
-        return lr_of(self.opt, self.opt_state)
+        rate = lr_of(self.opt, self.opt_state)
+        return rate if isinstance(rate, dict) else RateView(rate)
 
     @property
     def hyperparams(self) -> dict[str, Any]:
@@ -177,3 +197,22 @@ of 2 float32 (8 B), opt_state={momentum 8 B})
 jax.tree_util.register_dataclass(
     TrainState, data_fields=["params", "opt_state"], meta_fields=["opt"]
 )
+
+
+def _state_dict(state: TrainState) -> dict[str, Any]:
+    return {
+        "params": serialization.to_state_dict(state.params),
+        "opt_state": serialization.to_state_dict(state.opt_state),
+    }
+
+
+def _from_state_dict(target: TrainState, saved: dict[str, Any]) -> TrainState:
+    return target.replace(
+        params=serialization.from_state_dict(target.params, saved["params"]),
+        opt_state=serialization.from_state_dict(target.opt_state, saved["opt_state"]),
+    )
+
+
+# flax.serialization.to_bytes / from_bytes(target, ...) of a TrainState, when flax is there.
+if serialization is not None:
+    serialization.register_serialization_state(TrainState, _state_dict, _from_state_dict)
