@@ -32,11 +32,11 @@ import jax.numpy as jnp
 from typing_extensions import Unpack
 
 from jopt import optimizers
+from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
 from jopt.formulas.moments import ema_mix, ema_step
 from jopt.formulas.momentum import heavy_ball
 from jopt.optimizers.optimizer import LearningRate, default
-from jopt.optimizers.options import OptimizerOptions
 
 __all__ = ["SGD", "Adam", "RMSprop"]
 

@@ -22,7 +22,7 @@ import pytest
 
 import jopt
 import jopt.schedules as S
-from jopt.optimizers.options import OPTION_DEFAULTS
+from jopt.core.options import OPTION_DEFAULTS
 
 Row = tuple[str, Callable[[], Any], type, str]
 ROWS: list[Row] = []

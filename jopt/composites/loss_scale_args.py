@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from jopt.core.options import OPTION_DEFAULTS
+from jopt.core.serialization import deserialize
 from jopt.core.validation import check_bool
-from jopt.optimizers.optimizer import Optimizer
-from jopt.optimizers.options import OPTION_DEFAULTS
 
 __all__ = ["check_loss_scale_arguments", "loss_scale_kwargs_from_config"]
 
@@ -54,23 +54,6 @@ def check_loss_scale_arguments(dynamic: Any, kwargs: dict[str, Any]) -> None:
         )
 
 
-def _optimizer_class(name: str) -> type[Optimizer]:
-    found: dict[str, type[Optimizer]] = {}
-    pending = list(Optimizer.__subclasses__())
-    while pending:
-        cls = pending.pop()
-        pending.extend(cls.__subclasses__())
-        if cls.__module__.startswith("jopt.optimizers."):
-            found.setdefault(cls.__name__, cls)
-    match = found.get(name) or {k.lower(): v for k, v in found.items()}.get(name.lower())
-    if match is None:
-        raise ValueError(
-            f"inner_optimizer: unknown optimizer class_name {name!r}; known: "
-            f"{', '.join(sorted(found))}"
-        )
-    return match
-
-
 def loss_scale_kwargs_from_config(config: dict[str, Any]) -> dict[str, Any]:
     """The constructor's keywords from a ``LossScaleOptimizer`` config (jopt's or Keras's)."""
     if not isinstance(config, dict) or "inner_optimizer" not in config:
@@ -83,9 +66,7 @@ def loss_scale_kwargs_from_config(config: dict[str, Any]) -> dict[str, Any]:
         if key in kwargs and kwargs[key] == OPTION_DEFAULTS.get(key):
             del kwargs[key]  # older Keras configs carry them, at their defaults
     inner = kwargs.pop("inner_optimizer")
-    if isinstance(inner, dict):
-        inner = _optimizer_class(str(inner.get("class_name"))).from_config(
-            dict(inner.get("config", {}))
-        )
+    if isinstance(inner, dict):  # Keras's serialized inner optimizer
+        inner = deserialize(inner)
     kwargs["inner"] = inner
     return kwargs

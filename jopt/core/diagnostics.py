@@ -14,6 +14,9 @@ from typing import Any
 
 import jax
 
+from jopt.core.protocol import is_transformation
+from jopt.core.state import OptimizerState
+
 __all__ = [
     "check_hyperparam_values",
     "check_not_an_optimizer",
@@ -64,7 +67,7 @@ def did_you_mean(name: str, allowed: Iterable[str]) -> str:
 
 
 def _is_optimizer_state(x: Any) -> bool:
-    return hasattr(x, "step") and hasattr(x, "slots") and hasattr(x, "hyperparams")
+    return isinstance(x, OptimizerState)
 
 
 def check_params_not_state(state: Any, params: Any) -> None:
@@ -106,7 +109,7 @@ def check_pairs_are_arrays(grads: list[Any], variables: list[Any]) -> None:
 
 def check_not_an_optimizer(state: Any, what: str) -> None:
     """Refuses an optimizer object passed where its state goes."""
-    if hasattr(state, "init") and hasattr(state, "update") and not _is_optimizer_state(state):
+    if is_transformation(state) and not _is_optimizer_state(state):
         raise TypeError(
             f"{what} takes the optimizer's state, got the optimizer {state!r:.80}: "
             f"state = {what}(state, ...) (or opt.{what}(state, ...), which also checks "

@@ -9,12 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 from typing_extensions import Unpack
 
+from jopt.core.options import OptimizerOptions
 from jopt.core.placement import zeros_on_axes
 from jopt.core.state import StepContext
 from jopt.core.validation import check_bool, check_number
 from jopt.formulas.moments import ema_mix
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
-from jopt.optimizers.options import OptimizerOptions
 
 __all__ = ["Adafactor"]
 

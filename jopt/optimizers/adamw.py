@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing_extensions import Unpack
 
+from jopt.core.options import OptimizerOptions
 from jopt.optimizers.adam import Adam
 from jopt.optimizers.optimizer import LearningRate, default
-from jopt.optimizers.options import OptimizerOptions
 
 __all__ = ["AdamW"]
 

@@ -8,12 +8,12 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
 from jopt.core.validation import check_number
 from jopt.formulas.bias_correction import beta_power, debias
 from jopt.formulas.moments import ema_mix
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
-from jopt.optimizers.options import OptimizerOptions
 
 __all__ = ["AdEMAMix"]
 

@@ -9,11 +9,11 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
 from jopt.core.validation import check_number
 from jopt.formulas.accumulators import accumulate_square, constant_like
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
-from jopt.optimizers.options import OptimizerOptions
 
 __all__ = ["Ftrl"]
 

@@ -8,10 +8,10 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
 from jopt.core.validation import check_bool, check_number
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
-from jopt.optimizers.options import OptimizerOptions
 
 __all__ = ["LARS"]
 

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.options import OptimizerOptions
 from jopt.core.placement import replicate_like
 from jopt.core.state import StepContext
 from jopt.core.validation import check_bool, check_int, check_number, check_strings
@@ -18,7 +19,6 @@ from jopt.formulas.moments import ema_step
 from jopt.formulas.orthogonalize import newton_schulz
 from jopt.formulas.weight_decay import uses_weight_decay
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
-from jopt.optimizers.options import OptimizerOptions
 
 __all__ = ["Muon"]
 

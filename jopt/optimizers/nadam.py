@@ -9,11 +9,11 @@ import jax.numpy as jnp
 from jax import lax
 from typing_extensions import Unpack
 
+from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
 from jopt.core.validation import check_epsilon, check_number
 from jopt.formulas.moments import ema_step
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
-from jopt.optimizers.options import OptimizerOptions
 
 __all__ = ["Nadam"]
 

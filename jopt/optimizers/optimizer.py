@@ -19,6 +19,7 @@ from jopt import schedules
 from jopt.core import slot_storage
 from jopt.core.compiled import CompiledStep
 from jopt.core.hyperparams import set_hyperparams
+from jopt.core.options import OPTION_DEFAULTS, validate_options
 from jopt.core.placement import replicate_like
 from jopt.core.protocol import Applies, HasLearningRate, LiveHyperparams, PerLeafRule
 from jopt.core.pytrees import check_float_leaves
@@ -28,7 +29,6 @@ from jopt.core.validation import RESTORED_DICT, check_number
 from jopt.formulas.learning_rate import rate_at
 from jopt.formulas.weight_decay import uses_weight_decay
 from jopt.optimizers import stages
-from jopt.optimizers.options import OPTION_DEFAULTS, validate_options
 from jopt.schedules.no_argument import as_rate_of_step
 
 __all__ = ["LearningRate", "Optimizer", "StepContext", "default", "resolve_learning_rate"]
@@ -82,7 +82,7 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
 
     A subclass's ``__init__`` validates its rule's arguments and calls
     ``super().__init__(learning_rate, rule, options)`` with them in signature order
-    (``rule``) and the user's ``**options`` (:class:`~jopt.optimizers.options.OptimizerOptions`);
+    (``rule``) and the user's ``**options`` (:class:`~jopt.core.options.OptimizerOptions`);
     it defines :meth:`slot_names` and :meth:`leaf_update`, and if it needs them
     :meth:`init_scalars` and :meth:`begin_step`.
 

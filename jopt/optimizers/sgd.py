@@ -7,11 +7,11 @@ from typing import Any
 import jax
 from typing_extensions import Unpack
 
+from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
 from jopt.core.validation import check_bool, check_number
 from jopt.formulas.momentum import nesterov_update, velocity
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
-from jopt.optimizers.options import OptimizerOptions
 
 __all__ = ["SGD"]
 
