@@ -134,7 +134,7 @@ def test_partition_lr_is_each_groups_rate_and_a_chain_reports_its_members() -> N
     chained = chained.apply_gradients(params)
     assert int(chained.step) == 1
     # A chain reports the rate of its one member that has one (issue 13).
-    chex.assert_trees_all_close(chained.lr, 0.1)
+    np.testing.assert_allclose(float(chained.lr), 0.1)
     assert "lr=0.1, opt=chain(clip_by_norm=clip_by_norm(1.0), sgd=SGD(" in repr(chained)
     unrated = jopt.TrainState.create(params, jopt.chain(jopt.clip_by_norm(1.0)))
     with pytest.raises(TypeError, match="reports a learning rate"):
