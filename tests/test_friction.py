@@ -185,3 +185,21 @@ def test_wrapper_and_group_states_display_as_their_summary(opt: Any) -> None:
     shown = pretty.pretty(state)
     assert shown == str(jopt.summary(state)) and "Array(" not in shown
     assert "<table" in state._repr_html_()
+
+
+def test_summary_of_an_optax_chain_state_shows_each_member_and_its_fields() -> None:
+    import optax
+
+    tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3))
+    text = str(jopt.summary(tx.init({"w": jnp.ones(3)}), tx))
+    assert "mu     1 array of 3 float32 (12 B)" in text and "count  0" in text
+    assert "[1][0]" in text  # the adam member's ScaleByAdamState, by position
+
+
+def test_summary_title_says_the_live_values_differ_from_the_constructors() -> None:
+    opt = jopt.Adam(1e-3)
+    state = jopt.set_hyperparams(opt.init({"w": jnp.ones(3)}), learning_rate=1e-4)
+    text = str(jopt.summary(state, opt))
+    assert "(constructor's values; live values below)" in text.splitlines()[0]
+    assert "lr (next update)  0.0001" in text
+    assert "live values" not in str(jopt.summary(opt.init({"w": jnp.ones(3)}), opt))

@@ -234,7 +234,21 @@ def _walk(opt: Any, state: PyTree, path: str, out: list[tuple[str, Rows]]) -> No
     elif not jax.tree.leaves(state):
         out.append((heading, (("state", "none (holds no arrays)"),)))
         return
-    else:  # an optax or other transformation's state
+    elif isinstance(state, tuple) and not hasattr(type(state), "_fields") and len(state) > 1:
+        # An optax chain's state: a tuple of its members' states, each its own section.
+        if heading:
+            out.append((heading, ()))
+        children = {f"[{i}]": v for i, v in enumerate(state)}
+    elif isinstance(state, tuple) and hasattr(type(state), "_fields"):
+        # An optax state (ScaleByAdamState...): its fields by name.
+        rows = [
+            (f, format_value(v) if _is_scalar(v) else describe_tree(v))
+            for f, v in zip(type(state)._fields, state, strict=True)  # type: ignore[attr-defined]
+            if jax.tree.leaves(v)
+        ]
+        out.append((heading or type(state).__name__, tuple(rows) or (("state", "none"),)))
+        return
+    else:  # any other transformation's state
         out.append((heading, ((type(state).__name__, describe_tree(state)),)))
         return
     for key, child in children.items():
@@ -330,7 +344,30 @@ decay_rate=0.5))
     else:
         headline["opt_state"] = total[1]
     title = repr(opt) if opt is not None else type(state).__name__
+    if opt is not None and _changed_live(opt, state):
+        # The repr gives the constructor's values; the rows below give the live ones.
+        title += " (constructor's values; live values below)"
     return StateSummary(title, tuple(sections), headline)
+
+
+def _changed_live(opt: Any, state: PyTree) -> bool:
+    """Whether a live hyperparameter of ``state`` differs from ``opt``'s constructor."""
+    initial = getattr(opt, "initial_hyperparams", None)
+    if not isinstance(state, OptimizerState) or initial is None:
+        return False
+    try:
+        start = initial()
+        return any(
+            name in start and float(np.asarray(v)) != float(np.float32(start[name]))
+            for name, v in state.hyperparams.items()
+            if np.size(v) == 1 and not isinstance(v, jax.core.Tracer)
+        )
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_scalar(x: Any) -> bool:
+    return isinstance(x, jax.Array | np.ndarray | np.generic) and np.ndim(x) == 0
 
 
 # Every jopt state shows in IPython as its summary.
