@@ -85,5 +85,5 @@ def test_chain_names_are_unique_and_order_is_kept() -> None:
 
 
 def test_chain_rejects_a_non_transformation() -> None:
-    with pytest.raises(TypeError, match="no init/update"):
+    with pytest.raises(TypeError, match="must be a transformation with init and update"):
         jopt.chain(jopt.SGD(), "adam")  # type: ignore[arg-type]
