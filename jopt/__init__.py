@@ -59,6 +59,7 @@ from jopt.optimizers import (
     SkipNonFinite,
     SkipNonFiniteState,
 )
+from jopt.plateau import PlateauState, ReduceLROnPlateau
 from jopt.summaries import summary
 from jopt.sweeps import sweep_init
 from jopt.train_state import TrainState
@@ -88,7 +89,9 @@ __all__ = [
     "OptimizerState",
     "Partition",
     "PartitionState",
+    "PlateauState",
     "RMSprop",
+    "ReduceLROnPlateau",
     "RestoreReport",
     "ScheduleFreeAdamW",
     "SkipNonFinite",
