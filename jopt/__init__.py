@@ -16,16 +16,11 @@ name is exported and documented.
 """
 
 from jopt import layout, legacy, optimizers, schedules, sharding
-from jopt.apply import apply_gradients
-from jopt.base import (
-    GradientTransformation,
-    OptimizerState,
-    StepContext,
-    Transformation,
-    apply_updates,
-    chain,
-)
-from jopt.blocks import (
+from jopt.core.compiled import apply_gradients
+from jopt.core.protocol import GradientTransformation, Transformation, apply_updates
+from jopt.core.state import OptimizerState, StepContext
+from jopt.composites.chain import chain
+from jopt.transforms import (
     Block,
     add_decayed_weights,
     clip_by_global_norm,
@@ -34,9 +29,9 @@ from jopt.blocks import (
     ema,
     scale,
 )
-from jopt.checkpoint import RestoreReport, restore_state
-from jopt.groups import Partition, PartitionState, freeze, partition, set_group_hyperparams
-from jopt.hyperparams import hyperparams, set_hyperparams
+from jopt.tools.checkpoint import RestoreReport, restore_state
+from jopt.composites.groups import Partition, PartitionState, freeze, partition, set_group_hyperparams
+from jopt.core.hyperparams import hyperparams, set_hyperparams
 from jopt.layout import Bucketed, BucketedState, bucketed
 from jopt.optimizers import (
     SGD,
@@ -59,10 +54,10 @@ from jopt.optimizers import (
     SkipNonFinite,
     SkipNonFiniteState,
 )
-from jopt.plateau import PlateauState, ReduceLROnPlateau
-from jopt.summaries import summary
-from jopt.sweeps import sweep_init
-from jopt.train_state import TrainState
+from jopt.tools.plateau import PlateauState, ReduceLROnPlateau
+from jopt.tools.summaries import summary
+from jopt.tools.sweeps import sweep_init
+from jopt.tools.train_state import TrainState
 
 __version__ = "0.1.0"
 

@@ -21,7 +21,7 @@ Steps are expected to be >= 0: at negative steps a few formulas differ from Kera
 (which are meaningless there anyway).
 """
 
-from jopt.schedules.base import LearningRateSchedule, deserialize, serialize
+from jopt.schedules.schedule import LearningRateSchedule, deserialize, serialize
 from jopt.schedules.composition import Constant, Join, Warmup, constant, join, warmup
 from jopt.schedules.decay import (
     CosineDecay,

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jopt.validation import check_step
+from jopt.core.validation import check_step
 
 __all__ = ["LearningRateSchedule", "Schedule", "deserialize", "serialize"]
 

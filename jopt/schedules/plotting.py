@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jopt.validation import check_int, check_step
+from jopt.core.validation import check_int, check_step
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

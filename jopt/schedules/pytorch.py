@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-from jopt.schedules.base import (
+from jopt.schedules.schedule import (
     LearningRateSchedule,
     _as_float_step,
     _cosine_blend,
@@ -30,7 +30,7 @@ from jopt.schedules.base import (
     _linear_blend,
     _scaled_power,
 )
-from jopt.validation import check_bool, check_int, check_number, check_numbers
+from jopt.core.validation import check_bool, check_int, check_number, check_numbers
 
 __all__ = ["CyclicLR", "MultiStepDecay", "OneCycle", "StepDecay"]
 

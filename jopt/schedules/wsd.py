@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-from jopt.schedules.base import (
+from jopt.schedules.schedule import (
     LearningRateSchedule,
     _as_float_step,
     _cosine_blend,
@@ -16,7 +16,7 @@ from jopt.schedules.base import (
     _fractions,
     _linear_blend,
 )
-from jopt.validation import check_number
+from jopt.core.validation import check_number
 
 __all__ = ["WarmupStableDecay"]
 

@@ -15,16 +15,13 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from jopt.base import OptimizerState
-from jopt.groups import Partition, PartitionState
-from jopt.hyperparams import hyperparams
-from jopt.layout.bucketed import BucketedState
-from jopt.optimizers.base import Optimizer
-from jopt.optimizers.loss_scale import LossScaleState, SkipNonFiniteState
-from jopt.summaries import format_value
-from jopt.train_state import TrainState
-from jopt.validation import check_int, check_number
+from jopt.core.hyperparams import hyperparams
+from jopt.core.protocol import Composite
+from jopt.core.state import OptimizerState
+from jopt.core.validation import check_int, check_number
+from jopt.optimizers.optimizer import Optimizer
+from jopt.tools.summaries import format_value
+from jopt.tools.train_state import TrainState
 
 __all__ = ["PlateauState", "ReduceLROnPlateau"]
 
@@ -66,18 +63,16 @@ def _map_states(
     fn: Callable[[OptimizerState, Any], OptimizerState], state: PyTree, opt: Any
 ) -> PyTree:
     """``state`` with ``fn(s, o)`` applied to each jopt optimizer state ``s`` in it, ``o``
-    being the optimizer that made ``s`` where it is known (a plain optimizer, a
-    partition's group, a wrapper's or layout's inner optimizer), else ``None`` (a chain's
-    parts, optax containers)."""
+    being the optimizer that made ``s`` where it is known (a plain optimizer, or any
+    composite's member: a partition's group, a chain's part, a wrapper's or layout's
+    inner optimizer), else ``None`` (optax containers)."""
     if isinstance(state, OptimizerState):
         return fn(state, opt)
-    if isinstance(state, PartitionState):
-        transforms = opt.transforms if isinstance(opt, Partition) else {}
-        return state._replace(
-            groups={k: _map_states(fn, v, transforms.get(k)) for k, v in state.groups.items()}
+    if isinstance(opt, Composite):
+        members, states = opt.members(), opt.member_states(state)
+        return opt.replace_member_states(
+            state, {k: _map_states(fn, s, members.get(k)) for k, s in states.items()}
         )
-    if isinstance(state, SkipNonFiniteState | LossScaleState | BucketedState):
-        return state._replace(inner=_map_states(fn, state.inner, getattr(opt, "inner", None)))
     return jax.tree.map(
         lambda s: fn(s, None) if isinstance(s, OptimizerState) else s,
         state,
