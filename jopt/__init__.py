@@ -81,6 +81,7 @@ from jopt.optimizers import (
 )
 from jopt.tools.checkpoint import RestoreReport, restore_state
 from jopt.tools.minimization import MinimizeResult, minimize
+from jopt.tools.plateau import PlateauState, ReduceLROnPlateau
 from jopt.tools.summaries import summary
 from jopt.tools.sweeps import sweep_init
 from jopt.tools.train_state import TrainState
@@ -135,10 +136,12 @@ __all__ = [
     "Partition",
     "PartitionState",
     "PerLeafRule",
+    "PlateauState",
     "Prodigy",
     "Quantized",
     "RAdam",
     "RMSprop",
+    "ReduceLROnPlateau",
     "RestoreReport",
     "Rprop",
     "RuntimeConstants",

@@ -93,6 +93,7 @@ NUMERIC_NONE = {
     "clipvalue",
     "global_clipnorm",
     "loss_scale_factor",
+    "step_size_down",
 }
 
 for cls in OPTIMIZER_CLASSES:
@@ -210,6 +211,13 @@ SCHEDULE_ARGS: dict[type, dict[str, Any]] = {
     S.Warmup: dict(schedule=S.constant(0.1), warmup_steps=5),
     S.Join: dict(schedules=(S.constant(0.1), S.constant(0.01)), boundaries=(5,)),
     S.Constant: dict(value=0.1),
+    S.OneCycle: dict(max_learning_rate=0.1, total_steps=100),
+    S.CyclicLR: dict(base_learning_rate=0.01, max_learning_rate=0.1, step_size_up=4),
+    S.StepDecay: dict(initial_learning_rate=0.1, step_size=10),
+    S.MultiStepDecay: dict(initial_learning_rate=0.1, milestones=[5, 10]),
+    S.WarmupStableDecay: dict(
+        peak_learning_rate=0.1, warmup_steps=2, stable_steps=5, decay_steps=3
+    ),
 }
 for cls in SCHEDULE_CLASSES:
     args = SCHEDULE_ARGS[cls]
@@ -252,6 +260,43 @@ for pattern, call in (
         lambda: S.deserialize({"class_name": "Nope", "config": {}}),
     ),
     ("deserialize expects a dict with 'class_name' and 'config'", lambda: S.deserialize("x")),
+    (r"total_steps must be an integer >= 1, got 0", lambda: S.OneCycle(0.1, 0)),
+    (r"pct_start must be in \[0, 1\], got 1.5", lambda: S.OneCycle(0.1, 10, pct_start=1.5)),
+    (
+        r"anneal_strategy must be one of \['cos', 'linear'\], got 'cosine'",
+        lambda: S.OneCycle(0.1, 10, anneal_strategy="cosine"),
+    ),
+    (r"div_factor must be in \(0, inf\)", lambda: S.OneCycle(0.1, 10, div_factor=0.0)),
+    (r"final_div_factor must be in \(0, inf\)", lambda: S.OneCycle(0.1, 10, final_div_factor=-1)),
+    (
+        r"max_learning_rate must be >= base_learning_rate \(0.1\), got 0.01",
+        lambda: S.CyclicLR(0.1, 0.01),
+    ),
+    (r"step_size_up must be in \(0, inf\)", lambda: S.CyclicLR(0.01, 0.1, step_size_up=0)),
+    (r"step_size_down must be in \(0, inf\)", lambda: S.CyclicLR(0.01, 0.1, 5, -1)),
+    (
+        r"mode must be one of \['triangular', 'triangular2', 'exp_range'\], got 'exp'",
+        lambda: S.CyclicLR(0.01, 0.1, mode="exp"),
+    ),
+    (r"gamma must be in \(0, 1\], got 1.5", lambda: S.CyclicLR(0.01, 0.1, gamma=1.5)),
+    (r"step_size must be an integer >= 1, got 2.5", lambda: S.StepDecay(0.1, 2.5)),
+    (r"gamma must be in \[0, inf\)", lambda: S.StepDecay(0.1, 3, gamma=-0.1)),
+    (
+        r"milestones must be non-decreasing, got \[10, 5\] \(milestones\[1\] = 5 < 10\)",
+        lambda: S.MultiStepDecay(0.1, [10, 5]),
+    ),
+    (r"milestones\[0\] must be in \[0, inf\)", lambda: S.MultiStepDecay(0.1, [-1, 5])),
+    (r"milestones\[1\] must be finite", lambda: S.MultiStepDecay(0.1, [1, math.inf])),
+    (r"decay_steps must be in \[0, inf\)", lambda: S.WarmupStableDecay(0.1, 1, 1, -1)),
+    (
+        r"decay_shape must be one of \['linear', 'cosine', '1-sqrt'\], got 'sqrt'",
+        lambda: S.WarmupStableDecay(0.1, 1, 1, 1, decay_shape="sqrt"),
+    ),
+    (r"steps must be an integer >= 1, got 0", lambda: S.plot(S.constant(0.1), 0)),
+    (
+        r"steps must be .* a 1-D array of steps, got shape \(2, 2\)",
+        lambda: S.plot(S.constant(0.1), np.ones((2, 2))),
+    ),
 ):
     row(pattern[:40], call, ValueError, pattern)
 for pattern, call in (
@@ -260,8 +305,77 @@ for pattern, call in (
     ("value must be a real number", lambda: S.constant("x")),
     ("serialize takes a jopt LearningRateSchedule", lambda: S.serialize(3)),
     ("unexpected keyword argument 'x'", lambda: S.ExponentialDecay.from_config({"x": 1})),
+    ("milestones must be a list or tuple", lambda: S.MultiStepDecay(0.1, 30)),
+    (r"milestones\[0\] must be a real number", lambda: S.MultiStepDecay(0.1, ["30"])),
+    ("schedule must be a schedule", lambda: S.plot("x", 10)),
+    (r"schedule\['a'\] must be a schedule", lambda: S.plot({"a": 0.1}, 10)),
+    ("schedule must be a schedule or a dict of them", lambda: S.plot({}, 10)),
+    ("steps must be a number of steps or a 1-D array", lambda: S.plot(S.constant(0.1), "10")),
 ):
     row(pattern[:40], call, TypeError, pattern)
+
+# ReduceLROnPlateau: every numeric argument from its signature, then the rest.
+numeric_rows(
+    "ReduceLROnPlateau",
+    jopt.ReduceLROnPlateau,
+    {
+        n: p.default
+        for n, p in inspect.signature(jopt.ReduceLROnPlateau).parameters.items()
+        if n not in ("mode", "monitor")
+    },
+)
+PLATEAU = jopt.ReduceLROnPlateau()
+SGD_STATE = jopt.SGD(0.1).init({"w": jnp.ones(2)})
+for pattern, call in (
+    (r"factor must be in \[0, 1\), got 1", lambda: jopt.ReduceLROnPlateau(factor=1.0)),
+    (r"patience must be an integer >= 0, got -1", lambda: jopt.ReduceLROnPlateau(patience=-1)),
+    (r"cooldown must be an integer >= 0, got 1.5", lambda: jopt.ReduceLROnPlateau(cooldown=1.5)),
+    (r"min_delta must be in \[0, inf\)", lambda: jopt.ReduceLROnPlateau(min_delta=-1e-4)),
+    (r"min_lr must be in \[0, inf\)", lambda: jopt.ReduceLROnPlateau(min_lr=-1.0)),
+    (
+        r"mode must be one of \['min', 'max', 'auto'\], got 'minimum'",
+        lambda: jopt.ReduceLROnPlateau(mode="minimum"),
+    ),
+    (
+        r"mode='auto' cannot tell whether monitor='val_f1' should fall or rise",
+        lambda: jopt.ReduceLROnPlateau(mode="auto", monitor="val_f1"),
+    ),
+    (
+        r"metric must be a scalar, got shape \(2,\)",
+        lambda: PLATEAU.update(jnp.ones(2), PLATEAU.init(), SGD_STATE),
+    ),
+    (
+        "opt_state holds no learning rate to reduce",
+        lambda: PLATEAU.update(
+            1.0, PLATEAU.init(), jopt.chain(jopt.clip_by_norm(1.0)).init({"w": jnp.ones(2)})
+        ),
+    ),
+    (
+        r"min_lr=0.1 bounds a scheduled rate's effective value",
+        lambda: jopt.ReduceLROnPlateau(min_lr=0.1).update(
+            1.0, PLATEAU.init(), jopt.SGD(S.constant(0.1)).init({"w": jnp.ones(2)})
+        ),
+    ),
+):
+    row(f"ReduceLROnPlateau: {pattern[:40]}", call, ValueError, pattern)
+for pattern, call in (
+    ("monitor must be a string, got 3", lambda: jopt.ReduceLROnPlateau(monitor=3)),
+    (
+        "metric must be a real number or a 0-d array of one, got 'low'",
+        lambda: PLATEAU.update("low", PLATEAU.init(), SGD_STATE),
+    ),
+    ("metric must be a real number", lambda: PLATEAU.update(True, PLATEAU.init(), SGD_STATE)),
+    ("metric must be a real number", lambda: PLATEAU.update(None, PLATEAU.init(), SGD_STATE)),
+    (
+        r"state must be this rule's PlateauState \(plateau.init\(\)\), got OptimizerState",
+        lambda: PLATEAU.update(1.0, SGD_STATE, PLATEAU.init()),
+    ),
+    (
+        "no jopt OptimizerState found in dict",
+        lambda: PLATEAU.update(1.0, PLATEAU.init(), {"w": jnp.ones(2)}),
+    ),
+):
+    row(f"ReduceLROnPlateau: {pattern[:40]}", call, TypeError, pattern)
 
 # ---- trees, states and steps ------------------------------------------------------------
 
@@ -1089,6 +1203,7 @@ NOT_CALLED_WITH_USER_INPUT = {
     "OptimizerState",
     "Partition",
     "PartitionState",
+    "PlateauState",
     "RestoreReport",
     "SkipNonFiniteState",
     "StepContext",

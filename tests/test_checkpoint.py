@@ -164,6 +164,11 @@ SCHEDULES: list[Any] = [
     jopt.schedules.warmup(jopt.schedules.CosineDecay(0.1, 5), 2),
     jopt.schedules.join([jopt.schedules.constant(0.1), jopt.schedules.CosineDecay(0.1, 4)], [2]),
     jopt.schedules.constant(0.1),
+    jopt.schedules.OneCycle(0.1, 8),
+    jopt.schedules.CyclicLR(0.01, 0.1, 2, mode="triangular2"),
+    jopt.schedules.StepDecay(0.1, 2),
+    jopt.schedules.MultiStepDecay(0.1, [2, 4]),
+    jopt.schedules.WarmupStableDecay(0.1, 2, 2, 4, 0.01, "1-sqrt"),
 ]
 
 

@@ -308,6 +308,47 @@ schedules = st.one_of(
         lambda d, w: S.warmup(S.CosineDecay(0.1, d), w), st.floats(1.0, 1e6), st.floats(0.0, 1e6)
     ),
 )
+# torch's schedulers and warmup-stable-decay (a strategy of their own, so the examples
+# drawn above stay the ones CI has always seen).
+beyond_keras_schedules = st.one_of(
+    st.builds(
+        S.OneCycle,
+        POSITIVE,
+        st.integers(1, 2**30),
+        st.floats(0.0, 1.0),
+        st.sampled_from(["cos", "linear"]),
+        st.floats(1.0, 1e4),
+        st.floats(1.0, 1e6),
+        st.booleans(),
+    ),
+    st.builds(
+        lambda base, extra, up, down, mode, gamma: S.CyclicLR(
+            base, base + extra, up, down, mode, gamma
+        ),
+        POSITIVE,
+        POSITIVE,
+        st.floats(0.5, 1e6),
+        st.none() | st.floats(0.5, 1e6),
+        st.sampled_from(["triangular", "triangular2", "exp_range"]),
+        st.floats(1e-3, 1.0),
+    ),
+    st.builds(S.StepDecay, POSITIVE, st.integers(1, 2**30), st.floats(0.0, 1.0)),
+    st.builds(
+        lambda i, m, g: S.MultiStepDecay(i, sorted(m), g),
+        POSITIVE,
+        st.lists(st.integers(0, 2**31 - 1), max_size=20),
+        st.floats(0.0, 1.0),
+    ),
+    st.builds(
+        S.WarmupStableDecay,
+        POSITIVE,
+        st.floats(0.0, 1e6),
+        st.floats(0.0, 1e6),
+        st.floats(0.0, 1e6),
+        st.floats(0.0, 1.0),
+        st.sampled_from(["linear", "cosine", "1-sqrt"]),
+    ),
+)
 
 
 @settings(max_examples=30, **SETTINGS)
@@ -320,3 +361,17 @@ def test_schedules_stay_finite_and_non_negative_at_any_step(
     rates = np.asarray(schedule(steps_array))
     assert np.all(np.isfinite(rates)) and np.all(rates >= 0), (schedule, steps)
     np.testing.assert_array_equal(float(schedule(jnp.int32(steps[0]))), rates[0])
+
+
+@settings(max_examples=30, **SETTINGS)
+@given(beyond_keras_schedules, st.lists(st.integers(0, INT32_MAX), min_size=1, max_size=8))
+def test_torch_and_wsd_schedules_stay_finite_and_non_negative_at_any_step(
+    schedule: Any, steps: list[int]
+) -> None:
+    """Property 7 for OneCycle, CyclicLR, StepDecay, MultiStepDecay, WarmupStableDecay."""
+    steps_array = jnp.asarray([*steps, 0, INT32_MAX], jnp.int32)
+    rates = np.asarray(schedule(steps_array))
+    assert np.all(np.isfinite(rates)) and np.all(rates >= 0), (schedule, steps)
+    np.testing.assert_allclose(float(schedule(jnp.int32(steps[0]))), rates[0], rtol=1e-6)
+    floats = np.asarray(schedule(steps_array.astype(jnp.float32)))
+    assert np.all(np.isfinite(floats)) and np.all(floats >= 0), (schedule, steps)

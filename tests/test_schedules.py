@@ -302,12 +302,31 @@ def test_join_keeps_integer_steps_exact() -> None:
     np.testing.assert_array_equal(jax.jit(s)(steps), [0.5, 0.25])
 
 
+# Beyond Keras: torch's schedulers and warmup-stable-decay (their values are checked in
+# tests/test_schedules_pytorch.py); the properties below hold for them too.
+BEYOND_KERAS: list[tuple[str, Any]] = [
+    ("OneCycle", S.OneCycle(0.1, 100)),
+    ("OneCycle-three-phase-linear", S.OneCycle(0.1, 30, 0.4, "linear", three_phase=True)),
+    ("CyclicLR-triangular2", S.CyclicLR(0.01, 0.1, 5, 3, mode="triangular2")),
+    ("CyclicLR-exp-range", S.CyclicLR(0.0, 0.1, 7.5, mode="exp_range", gamma=0.97)),
+    ("StepDecay", S.StepDecay(0.1, 7, gamma=0.5)),
+    ("MultiStepDecay", S.MultiStepDecay(0.1, [0, 5, 5, 20])),
+    ("WSD-linear", S.WarmupStableDecay(0.1, 10, 30, 20, 0.01)),
+    ("WSD-cosine", S.WarmupStableDecay(0.1, 0, 5.5, 20, 0.0, "cosine")),
+    ("WSD-1-sqrt", S.WarmupStableDecay(0.1, 5, 0, 50, 0.0, "1-sqrt")),
+]
+
+
 def all_schedules() -> list[Any]:
-    return [getattr(S, n)(**c) for n, c, _ in CASES] + [c[1] for c in COMPOSED]
+    return (
+        [getattr(S, n)(**c) for n, c, _ in CASES]
+        + [c[1] for c in COMPOSED]
+        + [s for _, s in BEYOND_KERAS]
+    )
 
 
 ALL = all_schedules()
-ALL_IDS = CASE_IDS + [c[0] for c in COMPOSED]
+ALL_IDS = CASE_IDS + [c[0] for c in COMPOSED] + [i for i, _ in BEYOND_KERAS]
 
 
 @pytest.mark.parametrize("schedule", ALL, ids=ALL_IDS)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from jopt.core.validation import check_step
@@ -74,6 +76,67 @@ def _f32(x: Any) -> jax.Array:
 
 def _as_float_step(step: Any) -> jax.Array:
     return jnp.asarray(step).astype(jnp.float32)
+
+
+# Blends of two rates along a phase, from the phase's elapsed fraction ``p`` and remaining
+# fraction ``q = 1 - p``, each computed from the step directly (neither as ``1 - other``).
+# Both are sums of non-negative terms, so each keeps float32's relative accuracy at both
+# ends of the phase: torch's ``end + (start - end) / 2 * (1 + cos(pi * p))`` cancels
+# there (float32 would lose half its digits a few steps before the end of a cosine).
+
+
+def _linear_blend(start: Any, end: Any, p: jax.Array, q: jax.Array) -> jax.Array:
+    """``start -> end`` linearly: ``start * q + end * p``."""
+    return _f32(start) * q + _f32(end) * p
+
+
+def _cosine_blend(start: Any, end: Any, p: jax.Array, q: jax.Array) -> jax.Array:
+    """``start -> end`` along half a cosine: ``start * (1 + cos(pi p)) / 2 + end * (1 -
+    cos(pi p)) / 2``, written as ``start * sin(pi q / 2)**2 + end * sin(pi p / 2)**2``."""
+    half_pi = _f32(math.pi / 2)
+    keep, move = jnp.sin(half_pi * q), jnp.sin(half_pi * p)
+    return _f32(start) * (keep * keep) + _f32(end) * (move * move)
+
+
+def _f64_power(base: float, n: int) -> float:
+    try:
+        return base**n
+    except OverflowError:
+        return math.inf
+
+
+def _scaled_power(scale: float, base: float, k: jax.Array) -> jax.Array:
+    """``scale * base**k`` in float32 for an integer array ``k >= 0``, within a few float32
+    roundings of the exact value at any int32 ``k``.
+
+    ``base**k`` in float32 (``exp(k * log(base))``) carries ``log``'s rounding times
+    ``k``: 3e-6 relative by ``0.1**10``. Instead each hexadecimal digit ``d`` of ``k``
+    picks ``base**(d * 16**j)`` from a table computed in float64 and rounded once, and
+    the factors are multiplied: exact rounding for ``k < 16``, one more rounding per
+    further non-zero digit.
+    """
+    if scale == 0:
+        return jnp.zeros(jnp.shape(k), jnp.float32)
+    k = jnp.maximum(k, 0).astype(jnp.int32)
+    with np.errstate(over="ignore"):
+        first = np.asarray([scale * _f64_power(base, d) for d in range(16)], np.float32)
+        rate = jnp.take(jnp.asarray(first), k & 15)
+        for j in range(1, 8):
+            table = np.asarray([_f64_power(base, d * 16**j) for d in range(16)], np.float32)
+            rate = rate * jnp.take(jnp.asarray(table), (k >> (4 * j)) & 15)
+    return rate
+
+
+def _fractions(step: jax.Array, start: float, length: float) -> tuple[jax.Array, jax.Array]:
+    """``(p, q)``: the elapsed and remaining fractions of the phase ``[start, start +
+    length]`` at ``step``, each clamped to ``[0, 1]`` (under ``jit`` XLA divides by a
+    constant as a multiply by its reciprocal, a rounding that may step past 1). A phase
+    of length <= 0 is over: ``(1, 0)``."""
+    if length <= 0:
+        return jnp.ones_like(step), jnp.zeros_like(step)
+    p = (step - _f32(start)) / _f32(length)
+    q = (_f32(start + length) - step) / _f32(length)
+    return jnp.clip(p, 0.0, 1.0), jnp.clip(q, 0.0, 1.0)
 
 
 def serialize(schedule: LearningRateSchedule) -> dict[str, Any]:
