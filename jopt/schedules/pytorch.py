@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
+from jopt.core.validation import check_bool, check_int, check_number, check_numbers
 from jopt.schedules.schedule import (
     LearningRateSchedule,
     _as_float_step,
@@ -30,7 +31,6 @@ from jopt.schedules.schedule import (
     _linear_blend,
     _scaled_power,
 )
-from jopt.core.validation import check_bool, check_int, check_number, check_numbers
 
 __all__ = ["CyclicLR", "MultiStepDecay", "OneCycle", "StepDecay"]
 

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
+from jopt.core.validation import check_number
 from jopt.schedules.schedule import (
     LearningRateSchedule,
     _as_float_step,
@@ -16,7 +17,6 @@ from jopt.schedules.schedule import (
     _fractions,
     _linear_blend,
 )
-from jopt.core.validation import check_number
 
 __all__ = ["WarmupStableDecay"]
 

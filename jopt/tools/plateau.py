@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from jopt.core.hyperparams import hyperparams
 from jopt.core.protocol import Composite
 from jopt.core.state import OptimizerState
