@@ -13,9 +13,10 @@ hold to Keras's numbers. Every composition then has to give those same numbers:
   group against the optimizer run on its own leaves), and the wrappers around a
   partition and a bucketed optimizer.
 
-Keras 3 has no optimizer-of-groups any more (tf.keras 2's ``MultiOptimizer`` left with
-it), so the partition cells' oracle is the per-group optimizer. Runs are eager (the
-compiled step is held equal to the eager one by the property suites), two steps each.
+Keras's own combinations are held to Keras elsewhere: the options in test_options.py,
+``LossScaleOptimizer(MultiOptimizer)`` against ``jopt.LossScaleOptimizer(partition)`` in
+test_groups.py. Runs here are eager (the compiled step is held equal to the eager one by
+the property suites), two steps each.
 """
 
 from __future__ import annotations

@@ -454,3 +454,44 @@ def test_no_warning_when_every_group_has_leaves() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         partition(TWO, {"enc": {"kernel": "adam", "bias": "sgd"}}).init(PARAMS)
+
+
+@pytest.mark.parametrize("mode", ["eager", "compiled"])
+def test_loss_scale_optimizer_around_a_partition_matches_keras_around_a_multi_optimizer(
+    mode: str,
+) -> None:
+    # Keras wraps a MultiOptimizer in a LossScaleOptimizer; so does jopt with a partition.
+    # The loss is scaled by 4 (exact in binary), so the unscaled grads are the problem's.
+    scale = 4.0
+    init, grads = make_problem(shapes=SHAPES, steps=STEPS)
+    variables = [keras.Variable(x, name=n) for x, n in zip(init, NAMES, strict=True)]
+    omap = keras.optimizers.OptimizerMap(
+        keras.optimizers.SGD(0.05, momentum=0.9), {"kernel.*": keras.optimizers.Adam(0.05)}
+    )
+    lso = keras.optimizers.LossScaleOptimizer(
+        keras.optimizers.MultiOptimizer(omap), initial_scale=scale
+    )
+    expected: list[list[np.ndarray]] = [[] for _ in variables]
+    for t in range(STEPS):
+        with jax.disable_jit():  # Keras's eager LossScaleOptimizer.apply on JAX: no tracing
+            lso.apply([jnp.asarray(g[t] * scale) for g in grads], variables)
+        for j, v in enumerate(variables):
+            expected[j].append(np.asarray(v.value))
+
+    tx = jopt.LossScaleOptimizer(
+        partition({"adam": jopt.Adam(0.05), "sgd": jopt.SGD(0.05, momentum=0.9)},
+                  [("kernel", "adam"), ("bias", "sgd")]),
+        initial_scale=scale,
+    )  # fmt: skip
+    params = {n: jnp.asarray(x) for n, x in zip(NAMES, init, strict=True)}
+    state = tx.init(params)
+    for t in range(STEPS):
+        g = {n: jnp.asarray(x[t] * scale) for n, x in zip(NAMES, grads, strict=True)}
+        if mode == "compiled":
+            params, state = jopt.apply_gradients(tx, g, state, params)
+        else:
+            with jax.disable_jit():
+                params, state = tx.apply(g, state, params)
+        for j, n in enumerate(NAMES):
+            assert relative_error(params[n], expected[j][t]) <= TOL[mode], (n, t)
+    assert float(state.scale) == float(lso.dynamic_scale.value)

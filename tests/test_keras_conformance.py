@@ -191,8 +191,8 @@ SKIPS: dict[str, str] = {
     r"^keras\.src\.optimizers\.multi_optimizer_test\.": "Keras's MultiOptimizer API "
     "(OptimizerMap objects, callbacks, model.fit) has no one-to-one jopt counterpart: "
     "jopt.partition's numbers against MultiOptimizer are in test_groups.py, its config "
-    "round trip in test_keras_behaviours.py; wrapping it in LossScaleOptimizer is not "
-    "supported yet",
+    "round trip in test_keras_behaviours.py, LossScaleOptimizer around it in "
+    "test_groups.py",
     r"^keras\.src\.optimizers\.optimizer_sparse_test\.": "sparse variables and "
     "gradients (Keras skips these itself on JAX; jopt's leaves are dense arrays)",
     STATELESS: "Keras's "

@@ -360,7 +360,12 @@ def test_schedules_stay_finite_and_non_negative_at_any_step(
     steps_array = jnp.asarray([*steps, 0, INT32_MAX], jnp.int32)
     rates = np.asarray(schedule(steps_array))
     assert np.all(np.isfinite(rates)) and np.all(rates >= 0), (schedule, steps)
-    np.testing.assert_array_equal(float(schedule(jnp.int32(steps[0]))), rates[0])
+    # A scalar step and the same step in an array run XLA's scalar and vector code, which
+    # may fuse a multiply-add differently: at most one float32 ulp apart (as a 0-d leaf
+    # in a bucket is), bit for bit wherever the schedule has no such fusion.
+    np.testing.assert_array_max_ulp(
+        np.float32(schedule(jnp.int32(steps[0]))), np.float32(rates[0]), maxulp=1
+    )
 
 
 @settings(max_examples=30, **SETTINGS)
