@@ -24,7 +24,7 @@ demo: $(VENV)/.demo-installed
 test: $(VENV)/.test-installed
 	$(PY) -m ruff check jopt tests benchmarks docs
 	$(PY) -m mypy jopt
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 ## Step time, first step and memory: jopt (and its layouts) against optax, Keras 3 and
 ## torch's fused/foreach optimizers when torch is installed (see benchmarks/README.md).
