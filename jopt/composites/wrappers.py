@@ -40,7 +40,7 @@ from jopt.core.placement import replicate_like
 from jopt.core.protocol import Applies, apply_step, require_transformation
 from jopt.core.pytrees import check_float_leaves
 from jopt.core.registry import register_config_class
-from jopt.core.serialization import deserialize, serialize
+from jopt.core.serialization import serialize
 from jopt.core.state import html_state, pretty_state
 from jopt.core.validation import check_int, check_number
 
@@ -339,7 +339,4 @@ class LossScaleOptimizer(Wrapper):
             >>> jopt.LossScaleOptimizer.from_config(opt.get_config()) == opt
             True
         """
-        config = dict(config)
-        if isinstance(config.get("inner_optimizer"), dict):
-            config["inner_optimizer"] = deserialize(config["inner_optimizer"])
         return cls(**loss_scale_kwargs_from_config(config))
