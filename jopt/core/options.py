@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from jopt.core.diagnostics import did_you_mean
 from jopt.core.validation import check_bool, check_int, check_number, check_strings
 
-__all__ = ["OPTION_DEFAULTS", "OptimizerOptions", "validate_options"]
+__all__ = ["LAYOUTS", "OPTION_DEFAULTS", "OptimizerOptions", "validate_options"]
 
 
 class OptimizerOptions(TypedDict, total=False):
@@ -38,6 +38,13 @@ class OptimizerOptions(TypedDict, total=False):
       see :mod:`jopt.core.slot_storage`).
     * ``master_weights`` (jopt): keep a float32 copy of each param in the state; the
       update is computed on it in float32 and the param is its rounding.
+    * ``layout`` (jopt): how the state lays out the slots. ``"auto"`` (default) keeps
+      them per leaf, except for a tree of many small leaves (at least
+      ``jopt.optimizers.buckets.AUTO_MIN_SMALL_LEAVES`` of up to 65,536 elements) under
+      an elementwise rule, where they are kept as a few flat buckets: the same numbers,
+      a faster step and a much faster compile. ``"per_leaf"`` always keeps them per leaf
+      (``state.slots["momentum"]`` shaped like the params); ``"bucketed"`` always packs
+      (as :func:`jopt.bucketed`). Params sharded over several devices stay per leaf.
     """
 
     lr: Any
@@ -55,6 +62,7 @@ class OptimizerOptions(TypedDict, total=False):
     exclude_from_weight_decay: Sequence[str] | Callable[[str], bool] | None
     slot_dtypes: Mapping[str, Any] | None
     master_weights: bool
+    layout: str
 
 
 # The options stored in the config (lr, decay and name are resolved by the base class).
@@ -71,7 +79,11 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "exclude_from_weight_decay": None,
     "slot_dtypes": None,
     "master_weights": False,
+    "layout": "auto",
 }
+
+#: The values of the ``layout`` option.
+LAYOUTS = ("auto", "per_leaf", "bucketed")
 
 
 def _optional(name: str, value: Any, **bounds: Any) -> float | None:
@@ -130,4 +142,14 @@ def validate_options(options: dict[str, Any]) -> dict[str, Any]:
         "exclude_from_weight_decay": exclude,
         "slot_dtypes": slot_dtypes,
         "master_weights": check_bool("master_weights", o["master_weights"]),
+        "layout": _layout(o["layout"]),
     }
+
+
+def _layout(value: Any) -> str:
+    if value not in LAYOUTS:
+        hint = did_you_mean(str(value), LAYOUTS) if isinstance(value, str) else ""
+        raise ValueError(
+            f"layout must be one of {', '.join(map(repr, LAYOUTS))}, got {value!r:.100}{hint}"
+        )
+    return str(value)

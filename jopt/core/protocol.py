@@ -236,6 +236,10 @@ class PerLeafRule(abc.ABC):
         """The optimizer-wide values of a new state."""
 
     @abc.abstractmethod
+    def init_leaves(self, params: PyTree) -> Any:
+        """The state over ``params`` taken leaf by leaf (each leaf may be a bucket)."""
+
+    @abc.abstractmethod
     def reads_params(self) -> bool:
         """Whether ``update`` needs the params even when new params are not wanted."""
 

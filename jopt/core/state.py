@@ -87,6 +87,12 @@ class OptimizerState(NamedTuple):
             ``state.slots["velocity"]["dense"]["kernel"]``.
         scalars: optimizer-wide accumulators by name (e.g. Nadam's running product of
             momentum factors); empty for most optimizers.
+        offsets: ``None`` when the slots are laid out per leaf, as above. When the
+            optimizer runs on flat buckets of leaves (its ``layout`` option, chosen
+            automatically for trees of many small leaves), each leaf's int32 start in its
+            bucket, in the params' structure; the slots then hold one flat buffer per
+            bucket (``state.slots["velocity"]["float32"]``): read them per param with
+            ``opt.slots(state, params)``. The offsets never change after ``init``.
 
     Example:
         >>> import jax.numpy as jnp, jopt
@@ -101,6 +107,7 @@ class OptimizerState(NamedTuple):
     hyperparams: dict[str, jax.Array]
     slots: dict[str, PyTree]
     scalars: dict[str, jax.Array]
+    offsets: PyTree | None = None
 
     # IPython and Jupyter show a summary (jopt.summary) instead of every array; repr()
     # stays the NamedTuple's own.

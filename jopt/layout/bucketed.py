@@ -4,21 +4,25 @@ one leaf at a time, with the same numbers, for models with many small leaves."""
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from jopt.composites.delegation import WrapsOne
+from jopt.core.packing import Layout
 from jopt.core.protocol import Applies, Composite, PerLeafRule, RuntimeConstants
-from jopt.core.pytrees import check_same_tree
 from jopt.core.slot_storage import values
 from jopt.core.state import OptimizerState, html_state, pretty_state
 from jopt.core.validation import check_int
-from jopt.layout.packing import Layout, Place
+from jopt.optimizers.buckets import (
+    MAX_LEAF_SIZE,
+    bucket_layout,
+    init_buckets,
+    is_sharded,
+    step_buckets,
+    unpack_slots,
+)
 
 __all__ = ["Bucketed", "BucketedState", "bucketed"]
 
@@ -62,16 +66,6 @@ class BucketedState(NamedTuple):
 
     def _repr_html_(self) -> str:
         return html_state(self)
-
-
-def _sharded(params: PyTree) -> bool:
-    """True when a leaf is a concrete array spread over more than one device."""
-    return any(
-        isinstance(x, jax.Array)
-        and not isinstance(x, jax.core.Tracer)
-        and len(x.sharding.device_set) > 1
-        for x in jax.tree.leaves(params)
-    )
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -120,7 +114,7 @@ class Bucketed(WrapsOne, Applies, RuntimeConstants):
     """
 
     inner: Any
-    max_leaf_size: int = 1 << 16
+    max_leaf_size: int = MAX_LEAF_SIZE
 
     def __post_init__(self) -> None:
         check_int("max_leaf_size", self.max_leaf_size, 0)
@@ -140,7 +134,9 @@ class Bucketed(WrapsOne, Applies, RuntimeConstants):
         return str(self.inner.name)
 
     def __repr__(self) -> str:
-        extra = "" if self.max_leaf_size == 1 << 16 else f", max_leaf_size={self.max_leaf_size}"
+        extra = (
+            "" if self.max_leaf_size == MAX_LEAF_SIZE else f", max_leaf_size={self.max_leaf_size}"
+        )
         return f"bucketed({self.inner!r}{extra})"
 
     # ---- layout ---------------------------------------------------------------------
@@ -149,115 +145,44 @@ class Bucketed(WrapsOne, Applies, RuntimeConstants):
         """The buckets for ``params``: one per dtype and weight-decay group for the
         leaves of up to ``max_leaf_size`` elements, and one of its own for each larger
         leaf (named after its path: no copy in or out, the per-leaf update)."""
-        flat, treedef = jax.tree_util.tree_flatten(params)
-        return self._layout(treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in flat))
-
-    # Built once per structure: a frozen config and a few KB per layout.
-    @functools.lru_cache(maxsize=64)  # noqa: B019
-    def _layout(self, treedef: Any, leaves: tuple[tuple[Any, Any], ...]) -> Layout:
-        tree = treedef.unflatten([jax.ShapeDtypeStruct(s, d) for s, d in leaves])
-        opt = self.inner
-
-        def group(path: str, leaf: Any) -> str | None:
-            decayed = opt.weight_decay_name(path, len(leaf.shape))
-            label = None if decayed or not opt.decays_weights() else "no_decay"
-            if math.prod(leaf.shape) > self.max_leaf_size:
-                return path if label is None else f"{path}/{label}"
-            return label
-
-        return Layout.of(tree, group)
-
-    def _decay_names(self, layout: Layout) -> list[str | None]:
-        """The weight decay of each bucket (in ``bucket_names`` order): its leaves'."""
-        first: dict[str, Place] = {}
-        for place in layout.places:
-            first.setdefault(place.bucket, place)
-        opt = self.inner
-        return [
-            opt.weight_decay_name(first[name].path, len(first[name].shape))
-            if opt.decays_weights()
-            else None
-            for name in layout.bucket_names
-        ]
+        return bucket_layout(self.inner, params, self.max_leaf_size)
 
     # ---- the protocol -----------------------------------------------------------------
 
     def init(self, params: PyTree) -> BucketedState:
         """The optimizer's state over the packed params, and each leaf's offset."""
-        if _sharded(params):
-            return BucketedState(self.inner.init(params), None)
-        layout = self.layout(params)
-        offsets = layout.offsets()
-        # Scalars follow the params as given (Nadam keeps its in the first leaf's dtype).
-        inner = self.inner.init(layout.pack(params))._replace(
-            scalars=self.inner.init_scalars(params)
-        )
-        return BucketedState(inner, offsets)
+        if is_sharded(params):
+            return BucketedState(self.inner.init_leaves(params), None)
+        return BucketedState(*init_buckets(self.inner, params, self.max_leaf_size))
 
     def update(
         self, grads: PyTree, state: BucketedState, params: PyTree | None = None, **extra: Any
     ) -> tuple[PyTree, BucketedState]:
         """Returns ``(updates, new_state)``, updates shaped like ``grads``."""
         del extra
-        if self._per_leaf(state):
-            updates, inner = self.inner.update(grads, state.inner, params)
-            return updates, BucketedState(inner, None)
-        layout = self._check(grads, state, params)
-        flat_params = None if params is None else layout.pack(params)
-        updates, _, inner = self.inner.run(
-            layout.pack(grads), state.inner, flat_params, False, self._decay_names(layout)
-        )
-        return layout.unpack(updates, state.offsets), BucketedState(inner, state.offsets)
+        return self._step(grads, state, params, False)
 
     def apply(
         self, grads: PyTree, state: BucketedState, params: PyTree
     ) -> tuple[PyTree, BucketedState]:
         """Returns ``(new_params, new_state)`` with the optimizer's own arithmetic."""
-        if self._per_leaf(state):
-            new_params, inner = self.inner.apply(grads, state.inner, params)
-            return new_params, BucketedState(inner, None)
-        layout = self._check(grads, state, params)
-        opt = self.inner
-        flat_grads = layout.pack(grads)
-        decay_names = self._decay_names(layout)
-        if self._assigns(params):
-            # The rule's own new values (decayed, assigned, averaged or widened params).
-            _, new_flat, inner = opt.run(
-                flat_grads, state.inner, layout.pack(params), True, decay_names
-            )
-            new_params = layout.unpack(new_flat, state.offsets)
-        else:
-            # new = param + update, as the per-leaf rule computes it: no packed params.
-            needs_params = opt.reads_params()
-            updates, _, inner = opt.run(
-                flat_grads,
-                state.inner,
-                layout.pack(params) if needs_params else None,
-                False,
-                decay_names,
-            )
-            new_params = jax.tree.map(jnp.add, params, layout.unpack(updates, state.offsets))
-        return new_params, BucketedState(inner, state.offsets)
+        return self._step(grads, state, params, True)
 
-    def _assigns(self, params: PyTree) -> bool:
-        """Whether the rule's new params are not ``param + update`` bit for bit."""
-        return self.inner.sets_params([jnp.result_type(x) for x in jax.tree.leaves(params)])
-
-    def _per_leaf(self, state: Any) -> bool:
-        """Whether ``state`` (checked to be this wrapper's) fell back to the per-leaf layout."""
+    def _step(
+        self, grads: PyTree, state: BucketedState, params: PyTree | None, want_params: bool
+    ) -> tuple[PyTree, BucketedState]:
         if not isinstance(state, BucketedState):
             raise TypeError(
                 f"bucketed({type(self.inner).__name__}) expects the BucketedState made by "
                 f"its init, got {type(state).__name__}"
             )
-        return state.offsets is None
-
-    def _check(self, grads: PyTree, state: BucketedState, params: PyTree | None) -> Layout:
-        like = jax.tree.map(lambda _: 0.0, state.offsets)
-        check_same_tree(like, jax.tree.map(lambda _: 0.0, grads), "params", "grads")
-        if params is not None:
-            check_same_tree(params, grads, "params", "grads")
-        return self.layout(grads if params is None else params)
+        if state.offsets is None:  # sharded params: the per-leaf state
+            updates, new_params, inner = self.inner.run(grads, state.inner, params, want_params)
+            return (new_params if want_params else updates), BucketedState(inner, None)
+        out, inner = step_buckets(
+            self.inner, grads, state.inner, params, state.offsets, want_params, self.max_leaf_size
+        )
+        return out, BucketedState(inner, state.offsets)
 
     # ---- reading the state ------------------------------------------------------------
 
@@ -266,11 +191,9 @@ class Bucketed(WrapsOne, Applies, RuntimeConstants):
 
         Example: see :class:`Bucketed`.
         """
-        slots = {name: values(flat) for name, flat in state.inner.slots.items()}  # 8-bit: float32
         if state.offsets is None:
-            return slots
-        layout = self.layout(params)
-        return {name: layout.unpack(flat) for name, flat in slots.items()}
+            return {name: values(flat) for name, flat in state.inner.slots.items()}
+        return unpack_slots(self.inner, state.inner.slots, params, self.max_leaf_size)
 
     # ---- capabilities ---------------------------------------------------------------
 
@@ -283,7 +206,7 @@ class Bucketed(WrapsOne, Applies, RuntimeConstants):
         return BucketedState(changing, constants)
 
 
-def bucketed(opt: Any, max_leaf_size: int = 1 << 16) -> Any:
+def bucketed(opt: Any, max_leaf_size: int = MAX_LEAF_SIZE) -> Any:
     """``opt`` run on flat buckets of leaves, with the same numbers: see :class:`Bucketed`.
 
     A composite (a wrapper such as :class:`jopt.SkipNonFinite`, a partition, a chain)

@@ -9,8 +9,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from jopt.core.packing import Layout
 from jopt.core.pytrees import check_float_leaves
-from jopt.layout.packing import Layout
 
 __all__ = ["Packed", "pack"]
 

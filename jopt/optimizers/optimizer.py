@@ -21,14 +21,20 @@ from jopt.core.compiled import CompiledStep
 from jopt.core.hyperparams import set_hyperparams
 from jopt.core.options import OPTION_DEFAULTS, validate_options
 from jopt.core.placement import replicate_like
-from jopt.core.protocol import Applies, HasLearningRate, LiveHyperparams, PerLeafRule
+from jopt.core.protocol import (
+    Applies,
+    HasLearningRate,
+    LiveHyperparams,
+    PerLeafRule,
+    RuntimeConstants,
+)
 from jopt.core.pytrees import check_float_leaves
 from jopt.core.registry import register_config_class
 from jopt.core.state import OptimizerState, StepContext
 from jopt.core.validation import RESTORED_DICT, check_number
 from jopt.formulas.learning_rate import rate_at
 from jopt.formulas.weight_decay import uses_weight_decay
-from jopt.optimizers import stages
+from jopt.optimizers import buckets, stages
 from jopt.schedules.no_argument import as_rate_of_step
 
 __all__ = ["LearningRate", "Optimizer", "StepContext", "default", "resolve_learning_rate"]
@@ -77,7 +83,9 @@ def check_decay(decay: Any) -> float:
     return 0.0 if decay is None else check_number("decay", decay, low=0.0)
 
 
-class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, CompiledStep):
+class Optimizer(
+    Applies, HasLearningRate, LiveHyperparams, PerLeafRule, RuntimeConstants, CompiledStep
+):
     """Base class: frozen, hashable configuration plus ``init`` / ``update``.
 
     A subclass's ``__init__`` validates its rule's arguments and calls
@@ -142,6 +150,7 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
     exclude_from_weight_decay: Any
     slot_dtypes: tuple[tuple[str, Any], ...] | None
     master_weights: bool
+    layout: str
     _config: tuple[tuple[str, Any], ...]
     _initial: dict[str, float]
 
@@ -179,6 +188,8 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
                 f"its slots are {list(self.all_slot_names())}"
             )
         slot_storage.check_quantizable(self, dict(self.slot_dtypes or ()))
+        if self.layout == "bucketed" and (refusal := self.bucket_refusal()) is not None:
+            raise ValueError(f"layout='bucketed': {refusal}; use layout='auto' or 'per_leaf'")
 
     # ---- configuration: frozen, hashable, readable ----------------------------------
 
@@ -230,6 +241,7 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
             ("exclude_from_weight_decay", None),
             ("slot_dtypes", None),
             ("master_weights", False),
+            ("layout", "auto"),
         ):
             if config[key] == off:
                 del config[key]
@@ -325,8 +337,41 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
         under ``jax.jit`` and ``jax.eval_shape`` (no static arguments needed). Each slot
         keeps its param's sharding, and the scalars are replicated over the params'
         devices (see :mod:`jopt.sharding`).
+
+        The ``layout`` option decides how the slots are laid out: per leaf (shaped like
+        the params), or, for a tree of many small leaves under an elementwise rule, as a
+        few flat buckets (``state.offsets`` is then set; read the slots per param with
+        :meth:`slots`). The numbers are the same either way.
+
+        Example:
+            >>> import jax.numpy as jnp, jopt
+            >>> params = {f"b{i}": jnp.zeros(3) for i in range(100)}  # many small leaves
+            >>> state = jopt.Adam().init(params)
+            >>> state.slots["momentum"]["float32"].shape, int(state.offsets["b1"])
+            ((300,), 3)
+            >>> jopt.Adam(layout="per_leaf").init(params).slots["momentum"]["b1"].shape
+            (3,)
         """
         check_float_leaves(params, "params")
+        if self._packs(params):
+            inner, offsets = buckets.init_buckets(self, params)
+            return inner._replace(offsets=offsets)
+        return self.init_leaves(params)
+
+    def _packs(self, params: PyTree) -> bool:
+        """Whether ``init`` lays ``params`` out in flat buckets (see the ``layout`` option)."""
+        if self.layout == "per_leaf" or buckets.is_sharded(params):
+            return False
+        if self.layout == "bucketed":
+            return True
+        return (
+            self.bucket_refusal() is None
+            and not any(d == "int8" for _, d in self.slot_dtypes or ())  # blocks per leaf
+            and buckets.many_small_leaves(params)
+        )
+
+    def init_leaves(self, params: PyTree) -> OptimizerState:
+        """The state with the slots laid out leaf by leaf (each leaf may be a bucket)."""
 
         def slot(name: str) -> PyTree:
             if name == "master_weights":
@@ -370,6 +415,11 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
                 naming the first differing path.
         """
         del extra  # optax's extra-args protocol; these rules need none
+        if _in_buckets(state):
+            updates, inner = buckets.step_buckets(
+                self, grads, state._replace(offsets=None), params, state.offsets, False
+            )
+            return updates, inner._replace(offsets=state.offsets)
         updates, _, state = self.run(grads, state, params, want_params=False)
         return updates, state
 
@@ -388,8 +438,24 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
             >>> opt.apply({"w": jnp.array([1.0])}, opt.init(params), params)[0]["w"]
             Array([0.84999996], dtype=float32)
         """
+        if _in_buckets(state):
+            new_params, inner = buckets.step_buckets(
+                self, grads, state._replace(offsets=None), params, state.offsets, True
+            )
+            return new_params, inner._replace(offsets=state.offsets)
         _, new_params, state = self.run(grads, state, params, want_params=True)
         return new_params, state
+
+    def split_constants(self, state: OptimizerState) -> tuple[PyTree, PyTree]:
+        """``(state without offsets, offsets)``: a bucketed state's offsets never change
+        (``None`` for a per-leaf state)."""
+        if not _in_buckets(state):
+            return state, None
+        return state._replace(offsets=None), state.offsets
+
+    def join_constants(self, changing: PyTree, constants: PyTree) -> OptimizerState:
+        """The state from :meth:`split_constants`'s two parts."""
+        return changing if constants is None else changing._replace(offsets=constants)
 
     def run(
         self,
@@ -506,9 +572,13 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
                 "optimizer"
             )
 
-    def slots(self, state: OptimizerState) -> dict[str, PyTree]:
+    def slots(self, state: OptimizerState, params: PyTree | None = None) -> dict[str, PyTree]:
         """Each slot by name, shaped like the params, with 8-bit slots (``slot_dtypes``
         ``"int8"``) dequantized to float32; other slots as stored.
+
+        A state laid out in flat buckets (``state.offsets`` set, see the ``layout``
+        option) needs ``params`` (or any tree of their structure and shapes) to be
+        unpacked; a per-leaf state ignores it.
 
         Example:
             >>> import jax.numpy as jnp, jopt
@@ -520,9 +590,17 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
             ('Quantized', Array(0.1, dtype=float32))
         """
         self.check_state(state)
+        if _in_buckets(state):
+            if params is None:
+                raise ValueError(
+                    f"this {type(self).__name__} state keeps its slots in flat buckets "
+                    "(state.offsets is set): pass the params to unpack them, "
+                    "opt.slots(state, params)"
+                )
+            return buckets.unpack_slots(self, state.slots, params)
         return {name: slot_storage.values(slot) for name, slot in state.slots.items()}
 
-    def averaged_params(self, state: OptimizerState) -> PyTree:
+    def averaged_params(self, state: OptimizerState, params: PyTree | None = None) -> PyTree:
         """The EMA of the params kept in the state (``use_ema=True``), shaped like the params.
 
         Keras's ``optimizer.finalize_variable_values`` copies these into the model; here
@@ -540,6 +618,8 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
         """
         if not self.use_ema:
             raise ValueError(f"{self!r} keeps no average: construct it with use_ema=True")
+        if _in_buckets(state):
+            return self.slots(state, params)["average"]
         return state.slots["average"]
 
     def scale_loss(self, loss: Any, state: OptimizerState | None = None) -> Any:
@@ -685,3 +765,8 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
                 "or only init reads it); build a new optimizer"
             )
         return what
+
+
+def _in_buckets(state: Any) -> bool:
+    """Whether ``state`` is an optimizer state laid out in flat buckets."""
+    return isinstance(state, OptimizerState) and state.offsets is not None

@@ -108,15 +108,12 @@ class ScheduleFreeAdamW(Optimizer):
     def slot_names(self) -> tuple[str, ...]:
         return ("momentum", "velocity")
 
-    def init(self, params: PyTree) -> OptimizerState:
-        """The base's state with ``"momentum"`` (``z``) starting as a copy of the params."""
-        state = super().init(params)
-        # A copy in the slot's dtype (a distinct buffer, so params and state can both be
-        # donated).
-        z = jax.tree.map(
-            lambda p, slot: jnp.array(p, slot.dtype, copy=True), params, state.slots["momentum"]
-        )
-        return state._replace(slots={**state.slots, "momentum": z})
+    def init_slot(self, name: str, param: jax.Array, dtype: Any, path: str) -> jax.Array:
+        """``"momentum"`` (``z``) starts as a copy of the param (a distinct buffer, so
+        params and state can both be donated); the other slots at zeros."""
+        if name == "momentum":
+            return jnp.array(param, dtype, copy=True)
+        return jnp.zeros_like(param, dtype)
 
     def eval_params(self, params: PyTree, state: OptimizerState) -> PyTree:
         """The averaged sequence ``x = (y - (1 - beta_1) * z) / beta_1``, where to evaluate.
@@ -140,7 +137,7 @@ class ScheduleFreeAdamW(Optimizer):
             beta_1 = ctx.cast("beta_1", y.dtype)  # the live value
             return (y - (1 - beta_1) * z) / beta_1
 
-        return jax.tree.map(x, params, state.slots["momentum"])
+        return jax.tree.map(x, params, self.slots(state, params)["momentum"])
 
     def leaf_update(
         self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext

@@ -210,7 +210,9 @@ class _Restorer:
 
     def optimizer_state(self, template: OptimizerState, saved: Any, where: str) -> OptimizerState:
         s = _children(saved)
-        if s is None or set(s) != set(OptimizerState._fields):
+        # ``offsets`` (a bucketed layout's) may be absent: saved per leaf or before it existed.
+        required = set(OptimizerState._fields) - {"offsets"}
+        if s is None or not required <= set(s) <= set(OptimizerState._fields):
             raise ValueError(
                 f"state{where}: {self.opt!r} holds an OptimizerState (step, hyperparams, slots, "
                 f"scalars) but the saved state holds {type(saved).__name__}"
@@ -236,7 +238,8 @@ class _Restorer:
             name: self.slot(name, value, saved_slots[name], restarted)
             for name, value in template.slots.items()
         }
-        return OptimizerState(step, hyperparams, slots, scalars)
+        # A bucketed layout's offsets never change: the template's are the saved ones.
+        return OptimizerState(step, hyperparams, slots, scalars, template.offsets)
 
     def slot(self, name: str, template: PyTree, saved: PyTree, restarted: bool) -> PyTree:
         ours, theirs = _flat(template), _flat(saved)
