@@ -194,10 +194,19 @@ def _packed(opt: jopt.Optimizer) -> Built:
     )
 
 
+def _per_leaf(opt: jopt.Optimizer) -> Built:
+    # The opt-out of the automatic layout: every slot shaped like its param.
+    flat = type(opt).from_config({**opt.get_config(), "layout": "per_leaf"})
+    return Built(flat.init, user_step(flat, jopt.apply_updates))
+
+
+# "jopt" is the default a user gets: update + apply_updates in their own jit, with the
+# layout chosen automatically (flat buckets for many small leaves).
 register_jopt_variant("jopt", lambda opt: Built(opt.init, user_step(opt, jopt.apply_updates)))
 register_jopt_variant("jopt.apply", _jopt_apply, default=False)
+register_jopt_variant("jopt.per_leaf", _per_leaf)
 # jopt's opt-in layouts (jopt/layout/): the state packed, or params and state packed.
-register_jopt_variant("jopt.bucketed", _bucketed)
+register_jopt_variant("jopt.bucketed", _bucketed, default=False)
 register_jopt_variant("jopt.packed", _packed)
 
 

@@ -1185,7 +1185,6 @@ NOT_CALLED_WITH_USER_INPUT = {
     "HasLearningRate",
     "LiveHyperparams",
     "PerLeafRule",
-    "RuntimeConstants",
     "StateContainer",
     "EvaluatesLoss",
     "Chain",  # built by jopt.chain, whose arguments have rows

@@ -125,7 +125,8 @@ def test_buckets_are_per_dtype_and_weight_decay_group() -> None:
     state = opt.init(_tree(0))
     assert set(state.inner.slots["momentum"]) == {"float32", "float32/no_decay", "bfloat16"}
     assert state.inner.slots["momentum"]["float32"].shape == (12 + 1 + 12,)  # k, s, w
-    assert isinstance(state, BucketedState) and int(state.offsets["w"]) == 13
+    assert isinstance(state, BucketedState)
+    assert {p.path: p.offset for p in state.inner.layout.places}["['w']"] == 13
 
 
 @pytest.mark.parametrize(
@@ -155,7 +156,7 @@ def test_mismatched_grads_name_the_path() -> None:
         opt.update(_tree(1), jopt.Adam().init(params), params)
 
 
-def test_no_retrace_and_donation_keeps_the_offsets() -> None:
+def test_no_retrace_and_donation_keeps_the_layout() -> None:
     opt = bucketed(jopt.Adam(0.01))
     params = _tree(0)
     state = opt.init(params)
@@ -171,7 +172,7 @@ def test_no_retrace_and_donation_keeps_the_offsets() -> None:
     for t in range(3):
         params, state = opt.apply_gradients(_tree(10 + t), state, params, donate=True)
     chex.assert_trees_all_close(params, expected_p, rtol=1e-6)
-    chex.assert_trees_all_equal(state.offsets, opt.init(_tree(0)).offsets)
+    assert state.inner.layout == opt.init(_tree(0)).inner.layout
 
 
 def test_vmapped_sweep_equals_separate_runs() -> None:
@@ -248,7 +249,7 @@ params = {"w": jax.device_put(jnp.arange(8.0), split), "b": jax.device_put(jnp.o
 grads = jax.tree.map(lambda x: x * 0.5, params)
 opt = jopt.bucketed(jopt.Adam(0.1))
 state = opt.init(params)
-assert state.offsets is None, "sharded params must fall back to the per-leaf state"
+assert state.inner.layout is None, "sharded params must fall back to the per-leaf state"
 assert state.inner.slots["momentum"]["w"].sharding == split
 new, state = opt.apply_gradients(grads, state, params)
 assert new["w"].sharding == split and state.inner.slots["velocity"]["b"].sharding == split
@@ -335,5 +336,5 @@ def test_summary_shows_the_layout_and_the_inner_state() -> None:
     text = str(jopt.summary(opt.init(_tree(0)), opt))
     assert "5 leaves in flat buckets" in text  # w, b, k, s, h
     assert "lr (next update)  0.25" in text
-    sharded_fallback = BucketedState(jopt.Adam(0.25).init(_tree(0)), None)
+    sharded_fallback = BucketedState(jopt.Adam(0.25, layout="per_leaf").init(_tree(0)))
     assert "per leaf (sharded params)" in str(jopt.summary(sharded_fallback, opt))

@@ -1,8 +1,7 @@
 """apply_gradients: one compiled update step, cached, with optional buffer donation.
 
 It dispatches only on the declared capabilities (:mod:`jopt.core.protocol`): any
-transformation steps here, with its own arithmetic when it :class:`Applies` it, and a
-state with :class:`RuntimeConstants` passes those in without returning them.
+transformation steps here, with its own arithmetic when it :class:`Applies` it.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from jopt.core.diagnostics import (
 )
 from jopt.core.missing_grads import find_missing_grads
 from jopt.core.protocol import (
-    RuntimeConstants,
     Transformation,
     apply_step,
     require_transformation,
@@ -86,21 +84,6 @@ def _explicit(sharding: Any) -> bool:
     mesh = getattr(sharding, "mesh", None)
     types = getattr(mesh, "axis_types", ())
     return any(t == jax.sharding.AxisType.Explicit for t in types)
-
-
-def _step_keeping_constants(
-    tx: Any, grads: PyTree, params: PyTree, changing: PyTree, constants: PyTree
-) -> tuple[PyTree, PyTree]:
-    new_params, state = apply_step(tx, grads, tx.join_constants(changing, constants), params)
-    return new_params, tx.split_constants(state)[0]
-
-
-# A state's run-time constants (bucketed offsets) never change: passed in but not
-# returned, they cost no output buffer (jit copies every returned input, a kernel each).
-_compiled_constants = jax.jit(_step_keeping_constants, static_argnums=0)
-_compiled_donating_constants = jax.jit(
-    _step_keeping_constants, static_argnums=0, donate_argnums=(2, 3)
-)
 
 
 def _check_not_shared(grads: PyTree, params: PyTree, state: PyTree) -> None:
@@ -186,11 +169,6 @@ def apply_gradients(
         _check_not_shared(grads, params, state)
     if _is_traced((grads, state, params)):
         new_params, state = _step(tx, grads, params, state)
-    elif isinstance(tx, RuntimeConstants) and (parts := tx.split_constants(state))[1] is not None:
-        changing, constants = parts
-        step = _compiled_donating_constants if donate else _compiled_constants
-        new_params, changing = step(tx, grads, params, changing, constants)
-        state = tx.join_constants(changing, constants)
     elif (layout := _layout(params, state)) is not None:
         step_in = _compiled_donating_in_layout if donate else _compiled_in_layout
         new_params, state = step_in(tx, layout, grads, params, state)

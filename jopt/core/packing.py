@@ -72,25 +72,47 @@ class Layout:
     places: tuple[Place, ...]
     buckets: tuple[tuple[str, str, int], ...]  # (name, dtype, size), sorted by name
 
+    def __post_init__(self) -> None:
+        # A layout is static data of a state's pytree: jit hashes it on every call, so
+        # the hash of a thousand places is computed once.
+        object.__setattr__(self, "_hash", hash((self.treedef, self.places, self.buckets)))
+        object.__setattr__(self, "_sizes", {name: size for name, _, size in self.buckets})
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[attr-defined]
+
     @classmethod
-    def of(cls, tree: PyTree, group: Callable[[str, Any], str | None] | None = None) -> Layout:
+    def of(
+        cls,
+        tree: PyTree,
+        group: Callable[[str, Any], str | None] | None = None,
+        max_bucket_size: int | None = None,
+    ) -> Layout:
         """The layout of ``tree``'s leaves (arrays or ``ShapeDtypeStruct``s).
 
         ``group(path, leaf)`` may return a label that keeps leaves apart (leaves with
         different weight decay, say); ``None`` (or no ``group``) puts a leaf in its
-        dtype's bucket.
+        dtype's bucket. ``max_bucket_size`` starts a new bucket of the same dtype and
+        group (named ``"float32:1"``, ``"float32:2"``...) before a bucket would grow past
+        that many elements, so a step's temporaries stay one bucket's size.
         """
         flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
         sizes: dict[str, int] = {}
         dtypes: dict[str, str] = {}
+        chunks: dict[str, int] = {}  # the current chunk of each dtype and group
         places = []
         for path_keys, leaf in flat:
             path = jax.tree_util.keystr(path_keys)
             dtype = jnp.dtype(jnp.result_type(leaf)).name
             label = None if group is None else group(path, leaf)
-            bucket = dtype if label is None else f"{dtype}/{label}"
+            kind = dtype if label is None else f"{dtype}/{label}"
             shape = tuple(int(d) for d in np.shape(leaf))
             size = int(np.prod(shape, dtype=np.int64))
+            chunk = chunks.get(kind, 0)
+            bucket = kind if not chunk else f"{kind}:{chunk}"
+            if max_bucket_size and sizes.get(bucket, 0) and sizes[bucket] + size > max_bucket_size:
+                chunks[kind] = chunk = chunk + 1
+                bucket = f"{kind}:{chunk}"
             offset = sizes.get(bucket, 0)
             places.append(Place(path, shape, dtype, bucket, offset, size))
             sizes[bucket] = offset + size
@@ -118,13 +140,19 @@ class Layout:
     def unpack(self, buckets: dict[str, jax.Array], offsets: PyTree | None = None) -> PyTree:
         """The tree back from ``{bucket: buffer}`` (``pack``'s inverse).
 
-        With ``offsets`` (the tree :meth:`offsets` returns, as arrays carried at run
-        time) each leaf is a ``dynamic_slice``, so equal-sized leaves share one compiled
-        kernel; without, a static slice per leaf.
+        Each leaf of a shared bucket is a ``dynamic_slice`` at a run-time offset, so that
+        equal-sized leaves share one compiled kernel (constant offsets make a distinct
+        kernel per leaf for XLA to compile: seconds on a 1000-leaf tree). The offsets are
+        ``offsets`` when given (the tree :meth:`offsets` returns, passed in at run time),
+        else, under tracing, made run-time values inside the program
+        (:meth:`traced_offsets`); eagerly, static slices.
         """
-        starts = (
-            [None] * len(self.places) if offsets is None else self.treedef.flatten_up_to(offsets)
-        )
+        if offsets is not None:
+            starts = self.treedef.flatten_up_to(offsets)
+        elif any(isinstance(b, jax.core.Tracer) for b in buckets.values()):
+            starts = self.traced_offsets(buckets)
+        else:
+            starts = [None] * len(self.places)
         leaves = []
         for place, start in zip(self.places, starts, strict=True):
             buffer = buckets[place.bucket]
@@ -137,7 +165,39 @@ class Layout:
             leaves.append(flat.reshape(place.shape))
         return self.treedef.unflatten(leaves)
 
+    def traced_offsets(self, buckets: dict[str, jax.Array]) -> list[Any]:
+        """Each leaf's start as a run-time int32 scalar made inside the traced program
+        (``None`` for a leaf that fills its bucket).
+
+        A ``lax.cond`` whose two branches return the same constants: XLA keeps the
+        conditional (its predicate is a run-time value, here a bucket's first element),
+        so its outputs are run-time scalars that XLA cannot fold into the slices. Nothing
+        is carried in a state or returned by the step, and either branch gives the
+        right offsets, whatever the predicate.
+        """
+        shared = [p.size != self.size_of(p.bucket) for p in self.places]
+        probe = next((b for b in buckets.values() if b.size), None)
+        if probe is None or not any(shared):
+            return [None] * len(self.places)
+
+        starts = [p.offset for p, s in zip(self.places, shared, strict=True) if s]
+
+        def constants() -> tuple[jax.Array, ...]:
+            return tuple(jnp.int32(start) for start in starts)
+
+        values = iter(jax.lax.cond(jnp.ravel(probe)[0] > 0, constants, constants))
+        return [next(values) if s else None for s in shared]
+
+    def size_of(self, bucket: str) -> int:
+        """The number of elements of ``bucket``."""
+        return self._sizes[bucket]  # type: ignore[attr-defined]
+
     def offsets(self) -> PyTree:
         """Each leaf's start in its bucket, as int32 scalar arrays in the tree's
         structure: run-time values for :meth:`unpack`."""
         return self.treedef.unflatten([jnp.int32(place.offset) for place in self.places])
+
+
+# A layout held in a state (``OptimizerState.layout``) is static data: a pytree node with
+# no leaves, part of the structure jit caches on, never an array of the program.
+jax.tree_util.register_static(Layout)

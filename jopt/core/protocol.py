@@ -17,9 +17,7 @@ it, and code above never asks for a concrete class:
   constructor does;
 * :class:`PerLeafRule`: a per-leaf rule that can also run on flat buckets of leaves;
 * :class:`EvaluatesLoss`: its ``update`` takes the loss and the loss function (a line
-  search), as optax's extra arguments;
-* :class:`RuntimeConstants`: its state carries values that never change after ``init``
-  (:func:`jopt.bucketed`'s offsets), which a compiled step passes in without returning.
+  search), as optax's extra arguments.
 
 States that hold other states declare :class:`StateContainer`, so summaries, step
 counts and checkpoints walk any of them alike.
@@ -44,7 +42,6 @@ __all__ = [
     "HasLearningRate",
     "LiveHyperparams",
     "PerLeafRule",
-    "RuntimeConstants",
     "StateContainer",
     "Transformation",
     "apply_step",
@@ -260,30 +257,6 @@ class EvaluatesLoss(abc.ABC):
         """``(loss, gradient, stalled)`` at the new params, left in the ``new`` state by
         the update from ``old`` (``stalled``: it could not lower the loss at all), or
         ``None`` when this configuration computes none (no line search)."""
-
-
-class RuntimeConstants(abc.ABC):
-    """Capability: the state carries values that never change after ``init``.
-
-    A compiled step passes the constants in and returns only the rest: returning an
-    input costs a copy per array.
-
-    Example:
-        >>> import jax.numpy as jnp, jopt
-        >>> opt = jopt.bucketed(jopt.Adam())
-        >>> state = opt.init({"a": jnp.ones(2), "b": jnp.ones(3)})
-        >>> changing, offsets = opt.split_constants(state)
-        >>> offsets
-        {'a': Array(0, dtype=int32), 'b': Array(2, dtype=int32)}
-    """
-
-    @abc.abstractmethod
-    def split_constants(self, state: Any) -> tuple[PyTree, PyTree]:
-        """``(changing, constants)``; constants ``None`` when the state holds none."""
-
-    @abc.abstractmethod
-    def join_constants(self, changing: PyTree, constants: PyTree) -> Any:
-        """The state back from :meth:`split_constants`'s two parts."""
 
 
 @runtime_checkable

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jopt.core.packing import Layout
 from jopt.formulas.numerics import nonzero
 
 __all__ = [
@@ -87,12 +88,13 @@ class OptimizerState(NamedTuple):
             ``state.slots["velocity"]["dense"]["kernel"]``.
         scalars: optimizer-wide accumulators by name (e.g. Nadam's running product of
             momentum factors); empty for most optimizers.
-        offsets: ``None`` when the slots are laid out per leaf, as above. When the
+        layout: ``None`` when the slots are laid out per leaf, as above. When the
             optimizer runs on flat buckets of leaves (its ``layout`` option, chosen
-            automatically for trees of many small leaves), each leaf's int32 start in its
-            bucket, in the params' structure; the slots then hold one flat buffer per
-            bucket (``state.slots["velocity"]["float32"]``): read them per param with
-            ``opt.slots(state, params)``. The offsets never change after ``init``.
+            automatically for trees of many small leaves), the
+            :class:`~jopt.core.packing.Layout` of the buckets: static data (no arrays),
+            and the slots hold one flat buffer per bucket
+            (``state.slots["velocity"]["float32"]``). Read them per param with
+            ``opt.slots(state)``.
 
     Example:
         >>> import jax.numpy as jnp, jopt
@@ -107,7 +109,7 @@ class OptimizerState(NamedTuple):
     hyperparams: dict[str, jax.Array]
     slots: dict[str, PyTree]
     scalars: dict[str, jax.Array]
-    offsets: PyTree | None = None
+    layout: Layout | None = None
 
     # IPython and Jupyter show a summary (jopt.summary) instead of every array; repr()
     # stays the NamedTuple's own.

@@ -7,11 +7,9 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-import jax
-
 from jopt.composites.delegation import WrapsOne
 from jopt.core.packing import Layout
-from jopt.core.protocol import Applies, Composite, PerLeafRule, RuntimeConstants
+from jopt.core.protocol import Applies, Composite, PerLeafRule
 from jopt.core.slot_storage import values
 from jopt.core.state import OptimizerState, html_state, pretty_state
 from jopt.core.validation import check_int
@@ -35,21 +33,19 @@ class BucketedState(NamedTuple):
     Attributes:
         inner: the optimizer's own :class:`~jopt.OptimizerState` (step, live
             hyperparameters, scalars), whose slots hold one flat buffer per bucket
-            (``state.inner.slots["velocity"]["float32"]``). Read them per param with
-            :meth:`Bucketed.slots`.
-        offsets: each param leaf's int32 start in its bucket, in the params' structure
-            (carried at run time so equal-sized leaves share compiled kernels); ``None``
-            when the params were sharded over devices and the state is per leaf.
+            (``state.inner.slots["velocity"]["float32"]``) and whose ``layout`` says
+            where each param lies in them; ``layout`` is ``None`` when the params were
+            sharded over devices and the state is per leaf. Read the slots per param
+            with :meth:`Bucketed.slots`.
 
     Example:
         >>> import jax.numpy as jnp, jopt
         >>> state = jopt.bucketed(jopt.Adam()).init({"b": jnp.ones(2), "w": jnp.ones(3)})
-        >>> state.inner.slots["momentum"]["float32"].shape, int(state.offsets["w"])
+        >>> state.inner.slots["momentum"]["float32"].shape, state.inner.layout.places[1].offset
         ((5,), 2)
     """
 
     inner: OptimizerState
-    offsets: PyTree | None
 
     def children(self) -> Mapping[str, Any]:
         """``{".inner": inner}``."""
@@ -57,9 +53,9 @@ class BucketedState(NamedTuple):
 
     def counters(self) -> Mapping[str, Any]:
         """``{"layout": how the leaves are packed}``."""
-        if self.offsets is None:
+        if self.inner.layout is None:
             return {"layout": "per leaf (sharded params)"}
-        return {"layout": f"{len(jax.tree.leaves(self.offsets))} leaves in flat buckets"}
+        return {"layout": f"{len(self.inner.layout.places)} leaves in flat buckets"}
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         pretty_state(self, p, cycle)
@@ -69,7 +65,7 @@ class BucketedState(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class Bucketed(WrapsOne, Applies, RuntimeConstants):
+class Bucketed(WrapsOne, Applies):
     """An elementwise optimizer applied to flat buckets of leaves: fewer, longer kernels.
 
     Same rule, same numbers: the leaves of each dtype (and weight-decay group) are
@@ -150,10 +146,11 @@ class Bucketed(WrapsOne, Applies, RuntimeConstants):
     # ---- the protocol -----------------------------------------------------------------
 
     def init(self, params: PyTree) -> BucketedState:
-        """The optimizer's state over the packed params, and each leaf's offset."""
+        """The optimizer's state over the packed params (per leaf if they are sharded)."""
         if is_sharded(params):
-            return BucketedState(self.inner.init_leaves(params), None)
-        return BucketedState(*init_buckets(self.inner, params, self.max_leaf_size))
+            return BucketedState(self.inner.init_leaves(params))
+        inner, layout = init_buckets(self.inner, params, self.max_leaf_size)
+        return BucketedState(inner._replace(layout=layout))
 
     def update(
         self, grads: PyTree, state: BucketedState, params: PyTree | None = None, **extra: Any
@@ -176,34 +173,26 @@ class Bucketed(WrapsOne, Applies, RuntimeConstants):
                 f"bucketed({type(self.inner).__name__}) expects the BucketedState made by "
                 f"its init, got {type(state).__name__}"
             )
-        if state.offsets is None:  # sharded params: the per-leaf state
+        layout = state.inner.layout
+        if layout is None:  # sharded params: the per-leaf state
             updates, new_params, inner = self.inner.run(grads, state.inner, params, want_params)
-            return (new_params if want_params else updates), BucketedState(inner, None)
+            return (new_params if want_params else updates), BucketedState(inner)
         out, inner = step_buckets(
-            self.inner, grads, state.inner, params, state.offsets, want_params, self.max_leaf_size
+            self.inner, grads, state.inner._replace(layout=None), params, layout, want_params
         )
-        return out, BucketedState(inner, state.offsets)
+        return out, BucketedState(inner._replace(layout=layout))
 
     # ---- reading the state ------------------------------------------------------------
 
-    def slots(self, state: BucketedState, params: PyTree) -> dict[str, PyTree]:
-        """Each slot by name, unpacked into the params' structure (``params`` gives it).
+    def slots(self, state: BucketedState, params: PyTree | None = None) -> dict[str, PyTree]:
+        """Each slot by name, unpacked into the params' structure (the state's layout
+        gives it; ``params`` is accepted and not needed).
 
         Example: see :class:`Bucketed`.
         """
-        if state.offsets is None:
+        if state.inner.layout is None:
             return {name: values(flat) for name, flat in state.inner.slots.items()}
-        return unpack_slots(self.inner, state.inner.slots, params, self.max_leaf_size)
-
-    # ---- capabilities ---------------------------------------------------------------
-
-    def split_constants(self, state: BucketedState) -> tuple[PyTree, PyTree]:
-        """``(inner state, offsets)``: the offsets never change after ``init``."""
-        return state.inner, state.offsets
-
-    def join_constants(self, changing: PyTree, constants: PyTree) -> BucketedState:
-        """The state from the inner state and the offsets."""
-        return BucketedState(changing, constants)
+        return unpack_slots(state.inner.slots, state.inner.layout)
 
 
 def bucketed(opt: Any, max_leaf_size: int = MAX_LEAF_SIZE) -> Any:

@@ -26,6 +26,7 @@ from jopt.core.slot_storage import values
 
 __all__ = [
     "AUTO_MIN_SMALL_LEAVES",
+    "MAX_BUCKET_SIZE",
     "MAX_LEAF_SIZE",
     "bucket_layout",
     "init_buckets",
@@ -40,6 +41,11 @@ PyTree = Any
 #: Leaves with more elements keep a bucket of their own (their update is the per-leaf
 #: one): copying a large leaf into a shared bucket and back costs more than it saves.
 MAX_LEAF_SIZE = 1 << 16
+
+#: A bucket holds at most this many elements (4 MiB of float32); more small leaves start
+#: another bucket. The step's temporaries (the packed gradients, the update) then stay
+#: one bucket's size, reused bucket after bucket, instead of a copy of all the grads.
+MAX_BUCKET_SIZE = 1 << 20
 
 #: ``layout="auto"`` packs a tree with at least this many leaves of up to
 #: :data:`MAX_LEAF_SIZE` elements (measured with ``benchmarks/step_time.py``: below it
@@ -95,7 +101,7 @@ def _layout(
             return path if label is None else f"{path}/{label}"
         return label
 
-    return Layout.of(tree, group)
+    return Layout.of(tree, group, MAX_BUCKET_SIZE)
 
 
 def _decay_names(rule: PerLeafRule, layout: Layout) -> list[str | None]:
@@ -113,18 +119,12 @@ def _decay_names(rule: PerLeafRule, layout: Layout) -> list[str | None]:
 
 def init_buckets(
     rule: PerLeafRule, params: PyTree, max_leaf_size: int = MAX_LEAF_SIZE
-) -> tuple[Any, PyTree]:
-    """``(the rule's state over the packed params, each leaf's offset)``.
-
-    The offsets are int32 scalars in the params' structure, carried at run time: slicing a
-    bucket at a run-time offset is one kernel shared by every leaf of a size, where
-    constant offsets make one kernel per leaf for XLA to compile (measured: the first step
-    of a 1000-leaf tree compiles about 4x faster).
-    """
+) -> tuple[Any, Layout]:
+    """``(the rule's state over the packed params, their layout)``."""
     layout = bucket_layout(rule, params, max_leaf_size)
     # Scalars follow the params as given (Nadam keeps its in the first leaf's dtype).
     inner = rule.init_leaves(layout.pack(params))._replace(scalars=rule.init_scalars(params))
-    return inner, layout.offsets()
+    return inner, layout
 
 
 def step_buckets(
@@ -132,30 +132,35 @@ def step_buckets(
     grads: PyTree,
     state: Any,
     params: PyTree | None,
-    offsets: PyTree,
+    layout: Layout,
     want_params: bool,
-    max_leaf_size: int = MAX_LEAF_SIZE,
 ) -> tuple[PyTree, Any]:
     """One update on the buckets: ``(updates, new state)``, or ``(new params, new state)``
-    with ``want_params``, shaped like ``grads``; ``state`` is the rule's packed state."""
-    like = jax.tree.map(lambda _: 0.0, offsets)
-    check_same_tree(like, jax.tree.map(lambda _: 0.0, grads), "params", "grads")
+    with ``want_params``, shaped like ``grads``; ``state`` is the rule's packed state.
+
+    Each param's slice of an update is cut at a run-time offset made inside the program
+    (:meth:`Layout.traced_offsets`): one kernel per leaf size to compile, and nothing per
+    leaf in the state.
+    """
+    expected = jax.tree.unflatten(
+        layout.treedef, [jax.ShapeDtypeStruct(p.shape, p.dtype) for p in layout.places]
+    )
+    check_same_tree(expected, grads, "params", "grads")
     if params is not None:
-        check_same_tree(params, grads, "params", "grads")
-    layout = bucket_layout(rule, grads if params is None else params, max_leaf_size)
+        check_same_tree(expected, params, "the state's params", "params")
     flat_grads = layout.pack(grads)
     names = _decay_names(rule, layout)
-    dtypes = [jnp.result_type(x) for x in jax.tree.leaves(grads if params is None else params)]
+    dtypes = [jnp.dtype(p.dtype) for p in layout.places]
     if want_params and rule.sets_params(dtypes):
         # The rule's own new values (decayed, assigned, averaged or widened params).
         _, new_flat, inner = rule.run(flat_grads, state, layout.pack(params), True, names)
-        return layout.unpack(new_flat, offsets), inner
+        return layout.unpack(new_flat), inner
     # new = param + update, as the per-leaf rule computes it: no packed params unless read
     # (``update`` hands them on whenever given; unused, jit drops the copy).
     read = params is not None and (not want_params or rule.reads_params())
     packed = layout.pack(params) if read else None
     updates, _, inner = rule.run(flat_grads, state, packed, False, names)
-    unpacked = layout.unpack(updates, offsets)
+    unpacked = layout.unpack(updates)
     if want_params:
         # In the param's dtype, as the per-leaf rule's: an update can be wider (a bfloat16
         # leaf's gradient scaled by a float32 global norm).
@@ -163,9 +168,6 @@ def step_buckets(
     return unpacked, inner
 
 
-def unpack_slots(
-    rule: PerLeafRule, slots: dict[str, Any], params: PyTree, max_leaf_size: int = MAX_LEAF_SIZE
-) -> dict[str, PyTree]:
+def unpack_slots(slots: dict[str, Any], layout: Layout) -> dict[str, PyTree]:
     """Each packed slot by name, in the params' structure (8-bit slots as float32)."""
-    layout = bucket_layout(rule, params, max_leaf_size)
     return {name: layout.unpack(values(flat)) for name, flat in slots.items()}

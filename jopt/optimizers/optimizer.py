@@ -20,13 +20,13 @@ from jopt.core import slot_storage
 from jopt.core.compiled import CompiledStep
 from jopt.core.hyperparams import set_hyperparams
 from jopt.core.options import OPTION_DEFAULTS, validate_options
+from jopt.core.packing import Layout
 from jopt.core.placement import replicate_like
 from jopt.core.protocol import (
     Applies,
     HasLearningRate,
     LiveHyperparams,
     PerLeafRule,
-    RuntimeConstants,
 )
 from jopt.core.pytrees import check_float_leaves
 from jopt.core.registry import register_config_class
@@ -83,9 +83,7 @@ def check_decay(decay: Any) -> float:
     return 0.0 if decay is None else check_number("decay", decay, low=0.0)
 
 
-class Optimizer(
-    Applies, HasLearningRate, LiveHyperparams, PerLeafRule, RuntimeConstants, CompiledStep
-):
+class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, CompiledStep):
     """Base class: frozen, hashable configuration plus ``init`` / ``update``.
 
     A subclass's ``__init__`` validates its rule's arguments and calls
@@ -340,22 +338,23 @@ class Optimizer(
 
         The ``layout`` option decides how the slots are laid out: per leaf (shaped like
         the params), or, for a tree of many small leaves under an elementwise rule, as a
-        few flat buckets (``state.offsets`` is then set; read the slots per param with
+        few flat buckets (``state.layout`` is then set; read the slots per param with
         :meth:`slots`). The numbers are the same either way.
 
         Example:
             >>> import jax.numpy as jnp, jopt
             >>> params = {f"b{i}": jnp.zeros(3) for i in range(100)}  # many small leaves
-            >>> state = jopt.Adam().init(params)
-            >>> state.slots["momentum"]["float32"].shape, int(state.offsets["b1"])
-            ((300,), 3)
+            >>> opt = jopt.Adam()
+            >>> state = opt.init(params)
+            >>> state.slots["momentum"]["float32"].shape, opt.slots(state)["momentum"]["b1"].shape
+            ((300,), (3,))
             >>> jopt.Adam(layout="per_leaf").init(params).slots["momentum"]["b1"].shape
             (3,)
         """
         check_float_leaves(params, "params")
         if self._packs(params):
-            inner, offsets = buckets.init_buckets(self, params)
-            return inner._replace(offsets=offsets)
+            inner, layout = buckets.init_buckets(self, params)
+            return inner._replace(layout=layout)
         return self.init_leaves(params)
 
     def _packs(self, params: PyTree) -> bool:
@@ -415,11 +414,11 @@ class Optimizer(
                 naming the first differing path.
         """
         del extra  # optax's extra-args protocol; these rules need none
-        if _in_buckets(state):
+        if (layout := _layout_of(state)) is not None:
             updates, inner = buckets.step_buckets(
-                self, grads, state._replace(offsets=None), params, state.offsets, False
+                self, grads, state._replace(layout=None), params, layout, False
             )
-            return updates, inner._replace(offsets=state.offsets)
+            return updates, inner._replace(layout=layout)
         updates, _, state = self.run(grads, state, params, want_params=False)
         return updates, state
 
@@ -438,24 +437,13 @@ class Optimizer(
             >>> opt.apply({"w": jnp.array([1.0])}, opt.init(params), params)[0]["w"]
             Array([0.84999996], dtype=float32)
         """
-        if _in_buckets(state):
+        if (layout := _layout_of(state)) is not None:
             new_params, inner = buckets.step_buckets(
-                self, grads, state._replace(offsets=None), params, state.offsets, True
+                self, grads, state._replace(layout=None), params, layout, True
             )
-            return new_params, inner._replace(offsets=state.offsets)
+            return new_params, inner._replace(layout=layout)
         _, new_params, state = self.run(grads, state, params, want_params=True)
         return new_params, state
-
-    def split_constants(self, state: OptimizerState) -> tuple[PyTree, PyTree]:
-        """``(state without offsets, offsets)``: a bucketed state's offsets never change
-        (``None`` for a per-leaf state)."""
-        if not _in_buckets(state):
-            return state, None
-        return state._replace(offsets=None), state.offsets
-
-    def join_constants(self, changing: PyTree, constants: PyTree) -> OptimizerState:
-        """The state from :meth:`split_constants`'s two parts."""
-        return changing if constants is None else changing._replace(offsets=constants)
 
     def run(
         self,
@@ -576,9 +564,10 @@ class Optimizer(
         """Each slot by name, shaped like the params, with 8-bit slots (``slot_dtypes``
         ``"int8"``) dequantized to float32; other slots as stored.
 
-        A state laid out in flat buckets (``state.offsets`` set, see the ``layout``
-        option) needs ``params`` (or any tree of their structure and shapes) to be
-        unpacked; a per-leaf state ignores it.
+        A state laid out in flat buckets (``state.layout`` set, see the ``layout``
+        option) is unpacked into the params' structure with the layout it holds;
+        ``params`` is not needed (accepted, and ignored, as :meth:`jopt.Bucketed.slots`
+        takes it).
 
         Example:
             >>> import jax.numpy as jnp, jopt
@@ -590,14 +579,8 @@ class Optimizer(
             ('Quantized', Array(0.1, dtype=float32))
         """
         self.check_state(state)
-        if _in_buckets(state):
-            if params is None:
-                raise ValueError(
-                    f"this {type(self).__name__} state keeps its slots in flat buckets "
-                    "(state.offsets is set): pass the params to unpack them, "
-                    "opt.slots(state, params)"
-                )
-            return buckets.unpack_slots(self, state.slots, params)
+        if (layout := _layout_of(state)) is not None:
+            return buckets.unpack_slots(state.slots, layout)
         return {name: slot_storage.values(slot) for name, slot in state.slots.items()}
 
     def averaged_params(self, state: OptimizerState, params: PyTree | None = None) -> PyTree:
@@ -618,8 +601,8 @@ class Optimizer(
         """
         if not self.use_ema:
             raise ValueError(f"{self!r} keeps no average: construct it with use_ema=True")
-        if _in_buckets(state):
-            return self.slots(state, params)["average"]
+        if _layout_of(state) is not None:
+            return self.slots(state)["average"]
         return state.slots["average"]
 
     def scale_loss(self, loss: Any, state: OptimizerState | None = None) -> Any:
@@ -767,6 +750,6 @@ class Optimizer(
         return what
 
 
-def _in_buckets(state: Any) -> bool:
-    """Whether ``state`` is an optimizer state laid out in flat buckets."""
-    return isinstance(state, OptimizerState) and state.offsets is not None
+def _layout_of(state: Any) -> Layout | None:
+    """The flat layout of an optimizer state laid out in buckets, else ``None``."""
+    return state.layout if isinstance(state, OptimizerState) else None

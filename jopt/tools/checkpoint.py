@@ -210,8 +210,8 @@ class _Restorer:
 
     def optimizer_state(self, template: OptimizerState, saved: Any, where: str) -> OptimizerState:
         s = _children(saved)
-        # ``offsets`` (a bucketed layout's) may be absent: saved per leaf or before it existed.
-        required = set(OptimizerState._fields) - {"offsets"}
+        # ``layout`` is static (no arrays): a saved state has no entry for it.
+        required = set(OptimizerState._fields) - {"layout"}
         if s is None or not required <= set(s) <= set(OptimizerState._fields):
             raise ValueError(
                 f"state{where}: {self.opt!r} holds an OptimizerState (step, hyperparams, slots, "
@@ -238,8 +238,8 @@ class _Restorer:
             name: self.slot(name, value, saved_slots[name], restarted)
             for name, value in template.slots.items()
         }
-        # A bucketed layout's offsets never change: the template's are the saved ones.
-        return OptimizerState(step, hyperparams, slots, scalars, template.offsets)
+        # The layout is static: the template's (made by the same optimizer and params).
+        return OptimizerState(step, hyperparams, slots, scalars, template.layout)
 
     def slot(self, name: str, template: PyTree, saved: PyTree, restarted: bool) -> PyTree:
         ours, theirs = _flat(template), _flat(saved)

@@ -217,8 +217,11 @@ def _walk(opt: Any, state: PyTree, path: str, out: list[tuple[str, Rows]]) -> No
         rows.append(("hyperparams", hyper or "none"))
         rows += [(f"slot {name}", describe_tree(slot)) for name, slot in state.slots.items()]
         rows += [(f"scalar {name}", format_value(v)) for name, v in state.scalars.items()]
-        if state.offsets is not None:
-            rows.append(("layout", f"{len(jax.tree.leaves(state.offsets))} leaves in flat buckets"))
+        if state.layout is not None:
+            laid = state.layout
+            rows.append(
+                ("layout", f"{len(laid.places)} leaves in {len(laid.buckets)} flat buckets")
+            )
         out.append((heading, tuple(rows)))
         return
     members = opt.members() if isinstance(opt, Composite) else {}

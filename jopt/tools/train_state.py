@@ -22,11 +22,19 @@ except ImportError:  # flax is optional
 
 from jopt.core.compiled import apply_gradients
 from jopt.core.hyperparams import hyperparams, set_hyperparams
+from jopt.core.packing import Layout
 from jopt.core.protocol import LiveHyperparams, Transformation, require_transformation
 from jopt.tools.rate_view import RateView
 from jopt.tools.summaries import StateSummary, lr_of, step_of, summary
 
 __all__ = ["TrainState"]
+
+if serialization is not None:
+    # A bucketed state's layout is static (no arrays): flax's to_bytes writes nothing for
+    # it and from_bytes keeps the target's, as for any static part of a state.
+    serialization.register_serialization_state(
+        Layout, lambda _: {}, lambda target, _: target, override=True
+    )
 
 PyTree = Any
 
