@@ -24,7 +24,7 @@ from jopt.optimizers.buckets import AUTO_MIN_SMALL_LEAVES
 
 # Mixed small leaves (scalars, vectors, small matrices, one bfloat16) and one large leaf
 # that keeps a bucket of its own: enough small leaves for "auto" to pack.
-SHAPES = [(), (3,), (4, 3), (7,), (2, 2, 2)] * 14 + [(300, 250)]
+SHAPES = [(), (3,), (4, 3), (7,), (2, 2, 2)] * 14 + [(100, 90)]
 
 
 def _tree(seed: int, dtype_of_last_small: str = "bfloat16") -> dict[str, jax.Array]:
@@ -70,7 +70,7 @@ def test_the_threshold_is_what_init_uses() -> None:
     fewer = dict(list(small.items())[:-1])
     assert jopt.Adam().init(fewer).layout is None
     # Large leaves do not count: each would keep a bucket of its own.
-    large = {f"w{i}": jnp.zeros(70_000) for i in range(AUTO_MIN_SMALL_LEAVES)}
+    large = {f"w{i}": jnp.zeros(9_000) for i in range(AUTO_MIN_SMALL_LEAVES)}
     assert jopt.Adam().init(large).layout is None
 
 

@@ -40,7 +40,7 @@ class OptimizerOptions(TypedDict, total=False):
       update is computed on it in float32 and the param is its rounding.
     * ``layout`` (jopt): how the state lays out the slots. ``"auto"`` (default) keeps
       them per leaf, except for a tree of many small leaves (at least
-      ``jopt.optimizers.buckets.AUTO_MIN_SMALL_LEAVES`` of up to 65,536 elements) under
+      ``jopt.optimizers.buckets.AUTO_MIN_SMALL_LEAVES``, 64, of up to 8,192 elements) under
       an elementwise rule, where they are kept as a few flat buckets: the same numbers,
       a faster step and a much faster compile. ``"per_leaf"`` always keeps them per leaf
       (``state.slots["momentum"]`` shaped like the params); ``"bucketed"`` always packs

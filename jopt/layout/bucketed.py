@@ -90,7 +90,7 @@ class Bucketed(WrapsOne, Applies):
             not Lamb, Adafactor or Muon, and without ``clipnorm`` (a per-leaf norm).
         max_leaf_size: leaves with more elements keep a bucket of their own (their
             update is the per-leaf one; copying them into a shared bucket and back
-            costs more than it saves). Default ``65536``; 0 keeps every leaf alone.
+            costs more than it saves). Default ``8192``; 0 keeps every leaf alone.
 
     Raises:
         ValueError: a rule or option that reads a leaf's shape or norm.
