@@ -202,3 +202,41 @@ def test_checkpoint_round_trip_of_a_bucketed_state(tmp_path) -> None:  # type: i
         restored = ckpt.restore(tmp_path / "s", target)
     chex.assert_trees_all_equal(restored["opt_state"], state)
     assert restored["opt_state"].layout is not None
+
+
+def _composites(layout: str) -> dict[str, object]:
+    """Each composite around Adam (and SGD) in one layout: labels split the tree in two
+    groups of 35 small leaves, so partition's members stay per leaf under auto; the
+    other composites see the whole tree."""
+    adam = jopt.Adam(0.01, layout=layout)
+    labels = {k: ("sgd" if k < "layer_36" else "adam") for k in PARAMS}
+    return {
+        "SkipNonFinite": jopt.SkipNonFinite(adam),
+        "LossScaleOptimizer": jopt.LossScaleOptimizer(adam),
+        "chain": jopt.chain(optax.clip_by_global_norm(10.0), adam),
+        "Lookahead": jopt.Lookahead(adam, sync_period=2),
+        "partition": jopt.partition(
+            {"sgd": jopt.SGD(0.1, momentum=0.9, layout=layout), "adam": adam}, labels
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_composites("auto")))
+def test_composites_around_an_auto_layout_match_per_leaf(name: str) -> None:
+    opt, ref = _composites("auto")[name], _composites("per_leaf")[name]
+    grads = [jax.tree.map(lambda x, p: x.astype(p.dtype), g, PARAMS) for g in GRADS]
+    out = []
+    for tx in (opt, ref):
+        params, state = PARAMS, tx.init(PARAMS)
+        for g in grads:
+            params, state = jax.jit(tx.apply_gradients)(g, state, params)
+        out.append(params)
+    chex.assert_trees_all_close(out[0], out[1], rtol=1e-6, atol=1e-7)
+    packed = [
+        x
+        for x in jax.tree.leaves(
+            opt.init(PARAMS), is_leaf=lambda x: isinstance(x, jopt.OptimizerState)
+        )
+        if isinstance(x, jopt.OptimizerState)
+    ]
+    assert any(s.layout is not None for s in packed) == (name != "partition")

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jopt.core.compiled import CompiledStep
 from jopt.core.protocol import Transformation
 from jopt.core.validation import check_int, check_number
 
@@ -35,7 +36,7 @@ class LookaheadState(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class Lookahead:
+class Lookahead(CompiledStep):
     """Lookahead (Zhang et al., 2019) around any transformation, with optax's rule.
 
     The params are the fast weights, which the inner optimizer steps; the slow weights
