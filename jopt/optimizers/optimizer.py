@@ -18,8 +18,9 @@ import jax.numpy as jnp
 from jopt import schedules
 from jopt.core import slot_storage
 from jopt.core.compiled import CompiledStep
+from jopt.core.declarations import Hyperparam, check_signature, declared_in, validate
 from jopt.core.hyperparams import set_hyperparams
-from jopt.core.options import OPTION_DEFAULTS, validate_options
+from jopt.core.options import OPTION_DEFAULTS, OPTIONS, DeclaredOptions, validate_options
 from jopt.core.placement import replicate_like
 from jopt.core.protocol import Applies, HasLearningRate, LiveHyperparams, PerLeafRule
 from jopt.core.pytrees import check_float_leaves
@@ -37,14 +38,11 @@ PyTree = Any
 LearningRate = float | Callable[[Any], Any]
 
 # The base options held live in the state when they are on (in Keras's config order).
-_OPTION_HYPERPARAMS = (
-    "weight_decay",
-    "clipnorm",
-    "global_clipnorm",
-    "clipvalue",
-    "ema_momentum",
-    "loss_scale_factor",
-)
+_OPTION_HYPERPARAMS = tuple(h.name for h in OPTIONS if h.live)
+_OPTIONS = {h.name: h for h in OPTIONS}
+# Signature parameters that are not the rule's: the rate, and options a class lists in
+# its signature for Keras's default or order (AdamW's and Muon's weight_decay).
+_NOT_RULE = frozenset({"learning_rate", "lr", "decay", "name", *OPTION_DEFAULTS})
 
 
 class _Default(float):
@@ -77,21 +75,28 @@ def check_decay(decay: Any) -> float:
     return 0.0 if decay is None else check_number("decay", decay, low=0.0)
 
 
-class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, CompiledStep):
+class Optimizer(
+    DeclaredOptions, Applies, HasLearningRate, LiveHyperparams, PerLeafRule, CompiledStep
+):
     """Base class: frozen, hashable configuration plus ``init`` / ``update``.
 
-    A subclass's ``__init__`` validates its rule's arguments and calls
-    ``super().__init__(learning_rate, rule, options)`` with them in signature order
-    (``rule``) and the user's ``**options`` (:class:`~jopt.core.options.OptimizerOptions`);
-    it defines :meth:`slot_names` and :meth:`leaf_update`, and if it needs them
-    :meth:`init_scalars` and :meth:`begin_step`.
+    A subclass declares each argument of its rule once, as a class attribute
+    ``beta_1 = Hyperparam(0.9, unit_interval_open)`` (:mod:`jopt.core.declarations`:
+    default, check, whether the state holds it live), in signature order; its
+    ``__init__`` keeps the explicit signature (checked against the declarations when
+    the class is made) and calls ``super().__init__(learning_rate, rule, options)`` with
+    the arguments as given (``rule``: every declared name) and the user's ``**options``
+    (:class:`~jopt.core.options.OptimizerOptions`); the declarations check them. It
+    defines :meth:`slot_names` and :meth:`leaf_update`, and if it needs them
+    :meth:`init_slot`, :meth:`init_scalars`, :meth:`begin_step` and
+    :meth:`check_relations`.
 
-    The rule's numeric arguments are listed in :attr:`hyperparam_names`: ``init`` puts
-    them in the state as float32 scalars, and the rule reads them through the
-    :class:`~jopt.core.state.StepContext` (``ctx.value("rho", dtype)``,
-    ``ctx.complement("beta_1", dtype)``...), never from ``self``, so a value changed in
-    the state is used without recompiling, and the constructor's value gives Keras's
-    exact arithmetic.
+    The rule's numeric arguments declared live are listed in :attr:`hyperparam_names`
+    (derived from the declarations): ``init`` puts them in the state as float32
+    scalars, and the rule reads them through the :class:`~jopt.core.state.StepContext`
+    (``ctx.value("rho", dtype)``, ``ctx.complement("beta_1", dtype)``...), never from
+    ``self``, so a value changed in the state is used without recompiling, and the
+    constructor's value gives Keras's exact arithmetic.
     """
 
     #: True when :meth:`leaf_update` returns the new param value itself (Keras's rule
@@ -107,13 +112,19 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
     #: Keras's default ``name`` (its auto name, without the per-process counter).
     keras_name: ClassVar[str] = "optimizer"
 
+    #: The rule's arguments, each declared once (:class:`~jopt.core.declarations.Hyperparam`
+    #: class attributes, the base options' aside), in signature order; derived.
+    rule_hyperparams: ClassVar[tuple[Hyperparam[Any], ...]] = ()
+
     #: The rule's numeric arguments held live in the state (see :meth:`initial_hyperparams`),
-    #: in signature order. Booleans, integers that shape the program (``ns_steps``) and
-    #: values only ``init`` reads (``initial_accumulator_value``) stay in the config.
+    #: in signature order: those declared ``live``. Booleans, integers that shape the
+    #: program (``ns_steps``) and values only ``init`` reads (``initial_accumulator_value``)
+    #: stay in the config. Derived from the declarations.
     hyperparam_names: ClassVar[tuple[str, ...]] = ()
 
     #: Those of them whose constructor value 0 or ``None`` leaves a part of the rule out
-    #: (SGD's ``momentum``): held only when on, as the base options are.
+    #: (SGD's ``momentum``; declared ``live="when on"``): held only when on, as the base
+    #: options are. Derived from the declarations.
     optional_hyperparams: ClassVar[frozenset[str]] = frozenset()
 
     #: Slots whose values are never negative (a second moment, an accumulator): stored
@@ -129,19 +140,7 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
     learning_rate: LearningRate
     decay: float
     name: str
-    # The base options, as validate_options leaves them (see OptimizerOptions).
-    weight_decay: float | None
-    clipnorm: float | None
-    clipvalue: float | None
-    global_clipnorm: float | None
-    use_ema: bool
-    ema_momentum: float
-    ema_overwrite_frequency: int | None
-    loss_scale_factor: float | None
-    gradient_accumulation_steps: int | None
-    exclude_from_weight_decay: Any
-    slot_dtypes: tuple[tuple[str, Any], ...] | None
-    master_weights: bool
+    # The base options are declared (and typed) in DeclaredOptions.
     _config: tuple[tuple[str, Any], ...]
     _initial: dict[str, float]
 
@@ -151,6 +150,14 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
         # in jopt.legacy, share the names).
         if cls.__module__.startswith("jopt.optimizers.") and not cls.__name__.startswith("_"):
             register_config_class(cls, by_name=True)
+        # Everything else about a hyperparameter follows from its one declaration.
+        cls.rule_hyperparams = tuple(h for h in declared_in(cls) if h.name not in _OPTIONS)
+        cls.hyperparam_names = tuple(h.name for h in cls.rule_hyperparams if h.live)
+        cls.optional_hyperparams = frozenset(
+            h.name for h in cls.rule_hyperparams if h.live == "when on"
+        )
+        if "__init__" in vars(cls):
+            check_signature(cls, cls.rule_hyperparams, skip=_NOT_RULE)
 
     def __init__(
         self, learning_rate: Any, rule: dict[str, Any], options: Mapping[str, Any]
@@ -161,9 +168,10 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
         name = options.pop("name", None)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string or None, got {name!r:.100}")
+        rule = validate(self.rule_hyperparams, rule, type(self).__name__)
         config = {
             "learning_rate": resolve_learning_rate(learning_rate, lr),
-            **rule,
+            **self.check_relations(rule),
             **validate_options(options),
             "decay": check_decay(decay),
             "name": self.keras_name if name is None else name,
@@ -244,6 +252,15 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
         return cls(**config)
 
     # ---- the rule: what a subclass writes ---------------------------------------------
+
+    @classmethod
+    def check_relations(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Checks what no single declaration can (Rprop's ``max_step_size >=
+        min_step_size``) and fills a default that depends on another value (Prodigy's
+        ``beta_3``); returns the values to store. Runs on the constructor's values,
+        each already checked, and on the live ones ``set_hyperparams`` would hold.
+        The default accepts them as they are."""
+        return values
 
     def slot_names(self) -> tuple[str, ...]:
         """Names of the per-parameter slots, Keras's names (``"momentum"``, ``"velocity"``)."""
@@ -655,18 +672,39 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
                 raise ValueError(self._not_held_message(name))
         # Python numbers and concrete scalars are checked; traced or batched arrays (a
         # sweep's) are taken as they are.
-        checked = {
+        given = {
             k: float(v) if isinstance(v, jax.Array) else v
             for k, v in values.items()
             if not isinstance(v, jax.Array)
             or (not isinstance(v, jax.core.Tracer) and jnp.size(v) == 1)
         }
-        scale = checked.pop("learning_rate_scale", None)
-        if scale is not None:
-            check_number("learning_rate_scale", scale, low=0.0)
-        if checked:
-            type(self).from_config(self.get_config() | checked)  # the constructor's checks
-        return set_hyperparams(state, **values)
+        checked = {name: self._check_live(name, value) for name, value in given.items()}
+        rule = {h.name: getattr(self, h.name) for h in self.rule_hyperparams}
+        if rule and set(checked) & set(rule):
+            live = {  # the values the state holds now, where they are concrete
+                k: float(v)
+                for k, v in state.hyperparams.items()
+                if k in rule and not isinstance(v, jax.core.Tracer) and jnp.size(v) == 1
+            }
+            related = self.check_relations(rule | live | checked)
+            checked |= {k: related[k] for k in checked if k in related}
+        # A Python value is stored as checked (epsilon=None means 1e-7, as constructed).
+        stored = {k: v for k, v in checked.items() if not isinstance(values[k], jax.Array)}
+        return set_hyperparams(state, **(values | stored))
+
+    def _check_live(self, name: str, value: Any) -> Any:
+        """A live value checked by its declaration (the constructor's check)."""
+        if name in ("learning_rate", "learning_rate_scale"):
+            return check_number(name, value, low=0.0)
+        declaration = _OPTIONS.get(name) or next(h for h in self.rule_hyperparams if h.name == name)
+        checked = declaration.check(name, value)
+        if checked is None:
+            raise ValueError(
+                f"{name}=None leaves a part of {type(self).__name__}'s rule out, which a "
+                "live value cannot do (the compiled step has that part): give a number, "
+                "or build a new optimizer"
+            )
+        return checked
 
     def _not_held_message(self, name: str) -> str:
         held = sorted(self._initial)
