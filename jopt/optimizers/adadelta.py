@@ -62,11 +62,7 @@ class Adadelta(Optimizer):
         epsilon: float | None = 1e-7,
         **options: Unpack[OptimizerOptions],
     ) -> None:
-        super().__init__(
-            learning_rate,
-            dict(rho=rho, epsilon=epsilon),
-            options,
-        )
+        super().__init__(learning_rate, dict(rho=rho, epsilon=epsilon), options)
 
     def slot_names(self) -> tuple[str, ...]:
         return ("accumulated_grad", "accumulated_delta_var")

@@ -61,11 +61,7 @@ class Lion(Optimizer):
         beta_2: float = 0.99,
         **options: Unpack[OptimizerOptions],
     ) -> None:
-        super().__init__(
-            learning_rate,
-            dict(beta_1=beta_1, beta_2=beta_2),
-            options,
-        )
+        super().__init__(learning_rate, dict(beta_1=beta_1, beta_2=beta_2), options)
 
     def slot_names(self) -> tuple[str, ...]:
         return ("momentum",)

@@ -61,11 +61,7 @@ class SGD(Optimizer):
         nesterov: bool = False,
         **options: Unpack[OptimizerOptions],
     ) -> None:
-        super().__init__(
-            learning_rate,
-            dict(momentum=momentum, nesterov=nesterov),
-            options,
-        )
+        super().__init__(learning_rate, dict(momentum=momentum, nesterov=nesterov), options)
 
     def slot_names(self) -> tuple[str, ...]:
         return ("momentum",) if self.momentum != 0 else ()

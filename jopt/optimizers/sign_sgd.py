@@ -51,11 +51,7 @@ class SignSGD(Optimizer):
         momentum: float = 0.0,
         **options: Unpack[OptimizerOptions],
     ) -> None:
-        super().__init__(
-            learning_rate,
-            dict(momentum=momentum),
-            options,
-        )
+        super().__init__(learning_rate, dict(momentum=momentum), options)
 
     def slot_names(self) -> tuple[str, ...]:
         return ("momentum",) if self.momentum != 0 else ()
