@@ -14,7 +14,14 @@ import keras
 import pytest
 
 import jopt
-from jopt.core.declarations import Hyperparam, declared_in, non_negative, unit_interval_open
+from jopt.core.declarations import (
+    Hyperparam,
+    declared_in,
+    integer,
+    non_negative,
+    signature_checked,
+    unit_interval_open,
+)
 from jopt.core.options import OPTION_DEFAULTS, OPTIONS
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 
@@ -179,3 +186,19 @@ def test_a_signature_that_disagrees_with_its_declarations_is_refused() -> None:
     with pytest.raises(ValueError, match=r"beta must be in \[0, 1\), got 1"):
         Right(beta=1.0)
     assert Right(beta=0.5).beta == 0.5
+
+
+def test_a_class_outside_the_optimizer_hierarchy_is_checked_by_its_decorator() -> None:
+    """LBFGS declares its arguments too: its repr hides the declared defaults."""
+    assert [h.name for h in declared_in(jopt.LBFGS)][:2] == ["learning_rate", "memory_size"]
+    assert repr(jopt.LBFGS(memory_size=5)) == "LBFGS(memory_size=5)"
+    with pytest.raises(ValueError, match=r"curv_rtol must be in \(0.5, 1\), got 0.4"):
+        jopt.LBFGS(slope_rtol=0.5, curv_rtol=0.4)
+    with pytest.raises(TypeError, match="disagrees"):
+
+        @signature_checked
+        class Wrong:
+            size = Hyperparam(10, integer(1))
+
+            def __init__(self, size: int = 11) -> None:
+                del size

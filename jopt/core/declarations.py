@@ -43,6 +43,7 @@ __all__ = [
     "optional",
     "positive",
     "real",
+    "signature_checked",
     "unit_interval",
     "unit_interval_open",
     "validate",
@@ -50,6 +51,7 @@ __all__ = [
 
 T = TypeVar("T")
 U = TypeVar("U")
+C = TypeVar("C", bound=type)
 
 Check = Callable[[str, Any], T]
 
@@ -268,3 +270,10 @@ def check_signature(
             f"with its declared hyperparameters {want}: give each declared name, in the "
             "declared order, with the declared default"
         )
+
+
+def signature_checked(cls: C) -> C:
+    """Class decorator: :func:`check_signature` against every declaration of ``cls``
+    (for a class outside :class:`jopt.Optimizer`'s hierarchy, which checks its own)."""
+    check_signature(cls, declared_in(cls))
+    return cls
