@@ -12,6 +12,7 @@ from typing_extensions import Self
 
 from jopt import schedules
 from jopt.core.declarations import Hyperparam, check_signature, declared_in, validate
+from jopt.core.frozen import Frozen
 from jopt.core.options import OPTION_DEFAULTS, DeclaredOptions, validate_options
 from jopt.optimizers.rate_argument import LearningRate, check_decay, resolve_learning_rate
 
@@ -22,7 +23,7 @@ __all__ = ["Configuration"]
 _NOT_RULE = frozenset({"learning_rate", "lr", "decay", "name", *OPTION_DEFAULTS})
 
 
-class Configuration(DeclaredOptions):
+class Configuration(Frozen, DeclaredOptions):
     """The configuration half of :class:`jopt.Optimizer`: Keras's arguments, each
     declared once (:mod:`jopt.core.declarations`), checked, stored as frozen attributes
     and in :meth:`get_config`'s order.
@@ -57,7 +58,8 @@ class Configuration(DeclaredOptions):
     decay: float
     name: str
     # The base options are declared (and typed) in DeclaredOptions.
-    _config: tuple[tuple[str, Any], ...]
+
+    _instead = "build a new one, or change live values in the state with jopt.set_hyperparams,"
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
         """Derives the class's hyperparameter lists from its declarations and checks its
@@ -92,9 +94,7 @@ class Configuration(DeclaredOptions):
             "decay": check_decay(decay),
             "name": self.keras_name if name is None else name,
         }
-        for key, value in config.items():
-            object.__setattr__(self, key, value)
-        object.__setattr__(self, "_config", tuple(config.items()))
+        self._freeze(config)
 
     @classmethod
     def check_relations(cls, values: dict[str, Any]) -> dict[str, Any]:
@@ -104,19 +104,6 @@ class Configuration(DeclaredOptions):
         each already checked, and on the live ones ``set_hyperparams`` would hold.
         The default accepts them as they are."""
         return values
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        raise AttributeError(
-            f"{type(self).__name__} is frozen (it may be a static argument of jax.jit); "
-            f"build a new one, or change live values in the state with "
-            f"jopt.set_hyperparams, instead of setting {key!r}"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self._config == other._config
-
-    def __hash__(self) -> int:
-        return hash((type(self), self._config))
 
     def __repr__(self) -> str:
         params = inspect.signature(type(self).__init__).parameters

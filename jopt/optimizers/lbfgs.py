@@ -33,6 +33,7 @@ from jopt.core.declarations import (
     signature_checked,
     validate,
 )
+from jopt.core.frozen import Frozen
 from jopt.core.placement import replicate_like
 from jopt.core.protocol import EvaluatesLoss
 from jopt.core.pytrees import check_float_leaves, check_same_tree
@@ -141,7 +142,7 @@ def _string(name: str, value: Any) -> str:
 
 @register_config_class
 @signature_checked
-class LBFGS(EvaluatesLoss):
+class LBFGS(Frozen, EvaluatesLoss):
     """Limited-memory BFGS with a zoom line search: optax's ``lbfgs``, for full-batch losses.
 
     Rule, with ``g`` the gradient at the params ``x`` and the memory of the last
@@ -233,7 +234,6 @@ class LBFGS(EvaluatesLoss):
     max_learning_rate = Hyperparam(None, optional(positive))
     stepsize_precision = Hyperparam(1e-5, non_negative)
     name = Hyperparam("lbfgs", _string)
-    _config: tuple[tuple[str, Any], ...]
 
     def __init__(
         self,
@@ -273,23 +273,9 @@ class LBFGS(EvaluatesLoss):
         config["curv_rtol"] = check_number(
             "curv_rtol", curv_rtol, low, 1.0, low_open=True, high_open=True
         )
-        for key, value in config.items():
-            object.__setattr__(self, key, value)
-        object.__setattr__(self, "_config", tuple(config.items()))
+        self._freeze(config)
 
-    # ---- configuration: frozen, hashable, readable ----------------------------------
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        raise AttributeError(
-            f"LBFGS is frozen (it may be a static argument of jax.jit); build a new one "
-            f"instead of setting {key!r}"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self._config == getattr(other, "_config", None)
-
-    def __hash__(self) -> int:
-        return hash((type(self), self._config))
+    # ---- configuration: readable (frozen and hashable by Frozen) ---------------------
 
     def __repr__(self) -> str:
         defaults = {h.name: h.default for h in declared_in(type(self))}
