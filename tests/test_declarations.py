@@ -202,3 +202,12 @@ def test_a_class_outside_the_optimizer_hierarchy_is_checked_by_its_decorator() -
 
             def __init__(self, size: int = 11) -> None:
                 del size
+
+    with pytest.raises(TypeError, match=r"declares size=0, which its check refuses: size must"):
+
+        @signature_checked
+        class OutOfRange:
+            size = Hyperparam(0, integer(1))
+
+            def __init__(self, size: int = 0) -> None:
+                del size

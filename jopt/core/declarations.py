@@ -252,7 +252,8 @@ def check_signature(
 ) -> None:
     """Raises ``TypeError`` unless ``cls.__init__``'s named parameters (``self``,
     ``**kwargs`` and the names in ``skip`` aside) are ``declared``'s names, in order,
-    with the declared defaults: the signature and the declaration cannot disagree."""
+    with the declared defaults (the signature and the declaration cannot disagree), and
+    each declared default passes its own check."""
     skip = set(skip)
     params = [
         p
@@ -270,6 +271,13 @@ def check_signature(
             f"with its declared hyperparameters {want}: give each declared name, in the "
             "declared order, with the declared default"
         )
+    for h in declared:
+        try:
+            h.check(h.name, h.default)
+        except (TypeError, ValueError) as e:
+            raise TypeError(
+                f"{cls.__qualname__} declares {h.name}={h.default!r}, which its check refuses: {e}"
+            ) from e
 
 
 def signature_checked(cls: C) -> C:
