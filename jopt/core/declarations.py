@@ -40,6 +40,7 @@ __all__ = [
     "keras_epsilon",
     "non_negative",
     "none_means",
+    "one_of",
     "optional",
     "positive",
     "real",
@@ -137,6 +138,28 @@ def none_means(default: U, check: Check[T]) -> Check[T | U]:
         return default if value is None else check(name, value)
 
     return none_means_check
+
+
+def one_of(*choices: Any) -> Check[Any]:
+    """One of ``choices`` (compared with its type: ``1`` is not ``True``); a value of
+    another type is a ``TypeError``, another value a ``ValueError``.
+
+    Example:
+        >>> one_of("zoom", None)("linesearch", "wolfe")
+        Traceback (most recent call last):
+        ...
+        ValueError: linesearch must be 'zoom' or None, got 'wolfe'
+    """
+    allowed = " or ".join(map(repr, choices))
+
+    def one_of_check(name: str, value: Any) -> Any:
+        kinds = [type(c) for c in choices]
+        if any(type(value) is type(c) and value == c for c in choices):
+            return value
+        error = ValueError if type(value) in kinds else TypeError
+        raise error(f"{name} must be {allowed}, got {value!r:.100}")
+
+    return one_of_check
 
 
 #: Keras's ``epsilon``: ``>= 0``; ``None`` means Keras's default 1e-7 (tf.keras 2's spelling).

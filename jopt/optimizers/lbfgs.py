@@ -27,6 +27,7 @@ from jopt.core.declarations import (
     in_range,
     integer,
     non_negative,
+    one_of,
     optional,
     positive,
     real,
@@ -126,14 +127,6 @@ def _learning_rate(name: str, value: Any) -> float | Callable[[Any], Any]:
     return value if callable(value) else positive(name, value)
 
 
-def _linesearch(name: str, value: Any) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"{name} must be 'zoom' or None, got {value!r:.100}")
-    if value not in ("zoom", None):
-        raise ValueError(f"{name} must be 'zoom' or None, got {value!r:.100}")
-    return value
-
-
 def _string(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a string, got {value!r:.100}")
@@ -224,7 +217,7 @@ class LBFGS(Frozen, EvaluatesLoss):
 
     learning_rate = Hyperparam(1.0, _learning_rate)
     memory_size = Hyperparam(10, integer(1))
-    linesearch = Hyperparam("zoom", _linesearch)
+    linesearch = Hyperparam("zoom", one_of("zoom", None))
     scale_init_precond = Hyperparam(True, boolean)
     max_linesearch_steps = Hyperparam(20, integer(1))
     slope_rtol = Hyperparam(1e-4, in_range(0.0, 1.0, low_open=True, high_open=True))
