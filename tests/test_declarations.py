@@ -1,12 +1,15 @@
 """Hyperparameters declared once (jopt/core/declarations.py): each class's declarations
 match its signature and Keras 3's own signature (run live), drive ``hyperparam_names``,
 and ``set_hyperparams`` refuses an out-of-range live value with the constructor's
-message; a class whose signature disagrees with its declarations is refused when made.
+message; a class whose signature disagrees with its declarations is refused when made,
+and each docstring's Args state the declared defaults.
 """
 
 from __future__ import annotations
 
+import ast
 import inspect
+import re
 from typing import Any
 
 import jax.numpy as jnp
@@ -211,3 +214,34 @@ def test_a_class_outside_the_optimizer_hierarchy_is_checked_by_its_decorator() -
 
             def __init__(self, size: int = 0) -> None:
                 del size
+
+
+def _args(doc: str) -> dict[str, str]:
+    """A Google-style docstring's ``Args:`` entries, each joined onto one line."""
+    section = re.search(r"^Args:\n((?:    .*\n|\n)*)", doc + "\n", re.M)
+    assert section, "no Args: section"
+    entries: dict[str, str] = {}
+    name = None
+    for line in section.group(1).splitlines():
+        if entry := re.match(r"^    (\w+): (.*)", line):
+            name = entry.group(1)
+            entries[name] = entry.group(2)
+        elif name and line.startswith("        "):
+            entries[name] += " " + line.strip()
+    return entries
+
+
+@pytest.mark.parametrize(
+    "cls", [c for c in CLASSES if c.__module__ != "jopt.legacy"] + [jopt.LBFGS], ids=_ids
+)
+def test_docstrings_state_each_declared_default(cls: type) -> None:
+    """The docstring's Args give each declared argument with its declared default
+    (tf.keras 2's classes refer to Keras 3's)."""
+    args = _args(inspect.getdoc(cls) or "")
+    for h in declared_in(cls):
+        if h.name in OPTION_DEFAULTS:
+            continue
+        said = re.search(r"[Dd]efault:? (?:``)?([^\s;,`)]+?)(?:``)?[.;,)]?(?:\s|$)", args[h.name])
+        assert said, f"{h.name}: {args[h.name]}"
+        value = ast.literal_eval(said.group(1))
+        assert value == h.default and (value is None) == (h.default is None), h.name
