@@ -57,7 +57,7 @@ PAGES = (
 DEFAULT_PAGE = "core"
 MARKER = "<!-- members -->"
 # The subclass hooks of an optimizer, documented once on jopt.Optimizer.
-SUBCLASS_HOOKS = r"!^(leaf_update|slot_names|init_slot|init_scalars|begin_step)$"
+SUBCLASS_HOOKS = r"!^(leaf_update|slot_names|init_slot|init_scalars|begin_step|check_relations)$"
 BENCH_PLOT = ROOT / "artifacts" / "step_time.png"
 
 

@@ -29,14 +29,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from typing_extensions import Unpack
 
 from jopt import optimizers
-from jopt.core.options import OptimizerOptions
+from jopt.core.declarations import Hyperparam, keras_epsilon
 from jopt.core.state import StepContext
 from jopt.formulas.moments import ema_mix, ema_step
 from jopt.formulas.momentum import heavy_ball
-from jopt.optimizers.optimizer import LearningRate, default
 
 __all__ = ["SGD", "Adam", "RMSprop"]
 
@@ -48,10 +46,13 @@ class _Legacy:
         return f"legacy.{super().__repr__()}"
 
 
-def _zero_means_default(epsilon: Any) -> Any:
-    """tf.keras 2's ``epsilon or 1e-7``, for numbers only: anything else is left for the
-    constructor's check to name (an array's truth value would be ambiguous)."""
-    return None if isinstance(epsilon, int | float) and epsilon == 0 else epsilon
+def _epsilon_or_default(name: str, value: Any) -> float:
+    """tf.keras 2's ``epsilon or 1e-7``: ``None`` and 0 mean 1e-7, for numbers only
+    (anything else is left to Keras 3's check to name: an array's truth value would be
+    ambiguous)."""
+    if isinstance(value, int | float) and value == 0:
+        value = None
+    return keras_epsilon(name, value)
 
 
 class SGD(_Legacy, optimizers.SGD):
@@ -94,19 +95,7 @@ class RMSprop(_Legacy, optimizers.RMSprop):
     """
 
     keras_name = "RMSprop"
-
-    def __init__(
-        self,
-        learning_rate: LearningRate = default(0.001),
-        rho: float = 0.9,
-        momentum: float | None = 0.0,
-        epsilon: float | None = 1e-7,
-        centered: bool = False,
-        **options: Unpack[OptimizerOptions],
-    ) -> None:
-        super().__init__(
-            learning_rate, rho, momentum, _zero_means_default(epsilon), centered, **options
-        )
+    epsilon = Hyperparam(1e-7, _epsilon_or_default)
 
     def leaf_update(
         self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext
@@ -150,16 +139,4 @@ class Adam(_Legacy, optimizers.Adam):
     keras_name = "Adam"
 
     complement_in_leaf_dtype = True
-
-    def __init__(
-        self,
-        learning_rate: LearningRate = default(0.001),
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float | None = 1e-7,
-        amsgrad: bool = False,
-        **options: Unpack[OptimizerOptions],
-    ) -> None:
-        super().__init__(
-            learning_rate, beta_1, beta_2, _zero_means_default(epsilon), amsgrad, **options
-        )
+    epsilon = Hyperparam(1e-7, _epsilon_or_default)

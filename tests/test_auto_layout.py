@@ -177,7 +177,9 @@ def test_opt_outs_and_per_leaf_cases() -> None:
 
 
 def test_bad_layout_and_mismatched_grads_are_clear_errors() -> None:
-    with pytest.raises(ValueError, match="layout must be one of 'auto', 'per_leaf', 'bucketed'"):
+    with pytest.raises(
+        ValueError, match="layout must be 'auto' or 'per_leaf' or 'bucketed', got 'packed'"
+    ):
         jopt.Adam(layout="packed")
     opt = jopt.Adam()
     state = opt.init(PARAMS)

@@ -11,10 +11,29 @@ from typing import Any, TypedDict
 
 import jax.numpy as jnp
 
+from jopt.core.declarations import (
+    Hyperparam,
+    boolean,
+    declared_in,
+    integer,
+    non_negative,
+    one_of,
+    optional,
+    positive,
+    unit_interval,
+    validate,
+)
 from jopt.core.diagnostics import did_you_mean
-from jopt.core.validation import check_bool, check_int, check_number, check_strings
+from jopt.core.validation import check_strings
 
-__all__ = ["LAYOUTS", "OPTION_DEFAULTS", "OptimizerOptions", "validate_options"]
+__all__ = [
+    "LAYOUTS",
+    "OPTIONS",
+    "OPTION_DEFAULTS",
+    "DeclaredOptions",
+    "OptimizerOptions",
+    "validate_options",
+]
 
 
 class OptimizerOptions(TypedDict, total=False):
@@ -40,11 +59,12 @@ class OptimizerOptions(TypedDict, total=False):
       update is computed on it in float32 and the param is its rounding.
     * ``layout`` (jopt): how the state lays out the slots. ``"auto"`` (default) keeps
       them per leaf, except for a tree of many small leaves (at least
-      ``jopt.optimizers.buckets.AUTO_MIN_SMALL_LEAVES``, 64, of up to 8,192 elements) under
-      an elementwise rule, where they are kept as a few flat buckets: the same numbers,
-      a faster step and a much faster compile. ``"per_leaf"`` always keeps them per leaf
-      (``state.slots["momentum"]`` shaped like the params); ``"bucketed"`` always packs
-      (as :func:`jopt.bucketed`). Params sharded over several devices stay per leaf.
+      ``jopt.optimizers.buckets.AUTO_MIN_SMALL_LEAVES``, 64, of up to 8,192 elements)
+      under an elementwise rule, where they are kept as a few flat buckets: the same
+      numbers, a faster step and a much faster compile. ``"per_leaf"`` always keeps them
+      per leaf (``state.slots["momentum"]`` shaped like the params); ``"bucketed"``
+      always packs (as :func:`jopt.bucketed`). Params sharded over several devices stay
+      per leaf.
     """
 
     lr: Any
@@ -65,29 +85,65 @@ class OptimizerOptions(TypedDict, total=False):
     layout: str
 
 
-# The options stored in the config (lr, decay and name are resolved by the base class).
-OPTION_DEFAULTS: dict[str, Any] = {
-    "weight_decay": None,
-    "clipnorm": None,
-    "global_clipnorm": None,
-    "clipvalue": None,
-    "use_ema": False,
-    "ema_momentum": 0.99,
-    "ema_overwrite_frequency": None,
-    "loss_scale_factor": None,
-    "gradient_accumulation_steps": None,
-    "exclude_from_weight_decay": None,
-    "slot_dtypes": None,
-    "master_weights": False,
-    "layout": "auto",
-}
+def _exclude_from_weight_decay(name: str, value: Any) -> Any:
+    """Path names or regular expressions (a hashable tuple), a predicate on the path
+    string, or ``None``."""
+    if value is None or callable(value):
+        return value
+    return check_strings(name, value, regex=True)
+
+
+def _slot_dtypes(name: str, value: Any) -> tuple[tuple[str, str], ...] | None:
+    """A dtype per slot name, as a sorted (hashable) tuple of ``(slot, dtype name)``."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must map slot names to dtypes, got {value!r:.100}")
+    pairs = []
+    for slot, dtype in value.items():
+        try:
+            dtype = jnp.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"{name}[{slot!r}] is not a dtype: {dtype!r}") from None
+        if not jnp.issubdtype(dtype, jnp.floating) and dtype != jnp.int8:
+            raise TypeError(
+                f"{name}[{slot!r}] must be a floating dtype or 'int8' (block-wise 8-bit), "
+                f"got {dtype}"
+            )
+        pairs.append((slot, dtype.name))
+    return tuple(sorted(pairs))
+
 
 #: The values of the ``layout`` option.
 LAYOUTS = ("auto", "per_leaf", "bucketed")
 
 
-def _optional(name: str, value: Any, **bounds: Any) -> float | None:
-    return None if value is None else check_number(name, value, **bounds)
+class DeclaredOptions:
+    """The base options, each declared once (default, check, whether the state holds it
+    live), in Keras's config order; :class:`jopt.Optimizer` inherits them, so
+    ``opt.clipnorm`` is the checked value. Those held live are held only when on
+    (``ema_momentum`` with ``use_ema``)."""
+
+    weight_decay = Hyperparam(None, optional(non_negative), live="when on")
+    clipnorm = Hyperparam(None, optional(positive), live="when on")
+    global_clipnorm = Hyperparam(None, optional(positive), live="when on")
+    clipvalue = Hyperparam(None, optional(positive), live="when on")
+    use_ema = Hyperparam(False, boolean, live=False)
+    ema_momentum = Hyperparam(0.99, unit_interval, live="when on")
+    ema_overwrite_frequency = Hyperparam(None, integer(1, optional=True), live=False)
+    loss_scale_factor = Hyperparam(None, optional(positive), live="when on")
+    gradient_accumulation_steps = Hyperparam(None, integer(2, optional=True), live=False)
+    exclude_from_weight_decay = Hyperparam(None, _exclude_from_weight_decay, live=False)
+    slot_dtypes = Hyperparam(None, _slot_dtypes, live=False)
+    master_weights = Hyperparam(False, boolean, live=False)
+    layout = Hyperparam("auto", one_of(*LAYOUTS), live=False)
+
+
+#: The base options' declarations, in Keras's config order.
+OPTIONS: tuple[Hyperparam[Any], ...] = declared_in(DeclaredOptions)
+
+# The options stored in the config (lr, decay and name are resolved by the base class).
+OPTION_DEFAULTS: dict[str, Any] = {h.name: h.default for h in OPTIONS}
 
 
 def validate_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -100,56 +156,4 @@ def validate_options(options: dict[str, Any]) -> dict[str, Any]:
     clips = [k for k in ("clipnorm", "clipvalue", "global_clipnorm") if o[k] is not None]
     if len(clips) > 1:
         raise ValueError(f"set at most one of clipnorm, clipvalue, global_clipnorm; got {clips}")
-    exclude = o["exclude_from_weight_decay"]
-    if exclude is not None and not callable(exclude):
-        # A predicate on the path string is the other accepted form; a tuple is hashable.
-        exclude = check_strings("exclude_from_weight_decay", exclude, regex=True)
-    slot_dtypes = o["slot_dtypes"]
-    if slot_dtypes is not None:
-        if not isinstance(slot_dtypes, Mapping):
-            raise TypeError(f"slot_dtypes must map slot names to dtypes, got {slot_dtypes!r:.100}")
-        pairs = []
-        for slot, dtype in slot_dtypes.items():
-            try:
-                dtype = jnp.dtype(dtype)
-            except TypeError:
-                raise TypeError(f"slot_dtypes[{slot!r}] is not a dtype: {dtype!r}") from None
-            if not jnp.issubdtype(dtype, jnp.floating) and dtype != jnp.int8:
-                raise TypeError(
-                    f"slot_dtypes[{slot!r}] must be a floating dtype or 'int8' (block-wise "
-                    f"8-bit), got {dtype}"
-                )
-            pairs.append((slot, dtype.name))
-        slot_dtypes = tuple(sorted(pairs))  # hashable
-    return {
-        "weight_decay": _optional("weight_decay", o["weight_decay"], low=0.0),
-        "clipnorm": _optional("clipnorm", o["clipnorm"], low=0.0, low_open=True),
-        "global_clipnorm": _optional(
-            "global_clipnorm", o["global_clipnorm"], low=0.0, low_open=True
-        ),
-        "clipvalue": _optional("clipvalue", o["clipvalue"], low=0.0, low_open=True),
-        "use_ema": check_bool("use_ema", o["use_ema"]),
-        "ema_momentum": check_number("ema_momentum", o["ema_momentum"], 0.0, 1.0),
-        "ema_overwrite_frequency": check_int(
-            "ema_overwrite_frequency", o["ema_overwrite_frequency"], 1, optional=True
-        ),
-        "loss_scale_factor": _optional(
-            "loss_scale_factor", o["loss_scale_factor"], low=0.0, low_open=True
-        ),
-        "gradient_accumulation_steps": check_int(
-            "gradient_accumulation_steps", o["gradient_accumulation_steps"], 2, optional=True
-        ),
-        "exclude_from_weight_decay": exclude,
-        "slot_dtypes": slot_dtypes,
-        "master_weights": check_bool("master_weights", o["master_weights"]),
-        "layout": _layout(o["layout"]),
-    }
-
-
-def _layout(value: Any) -> str:
-    if value not in LAYOUTS:
-        hint = did_you_mean(str(value), LAYOUTS) if isinstance(value, str) else ""
-        raise ValueError(
-            f"layout must be one of {', '.join(map(repr, LAYOUTS))}, got {value!r:.100}{hint}"
-        )
-    return str(value)
+    return validate(OPTIONS, o, "the base options")

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.declarations import Hyperparam, boolean, non_negative, unit_interval_open
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.core.validation import check_bool, check_number
 from jopt.formulas.bias_correction import beta_power, debias, nesterov_debias
 from jopt.formulas.moments import ema_mix
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
@@ -47,13 +47,11 @@ class AdaBelief(Optimizer):
     """
 
     keras_name = "adabelief"
-    hyperparam_names = ("beta_1", "beta_2", "epsilon", "epsilon_root")
-
-    beta_1: float
-    beta_2: float
-    epsilon: float
-    epsilon_root: float
-    nesterov: bool
+    beta_1 = Hyperparam(0.9, unit_interval_open)
+    beta_2 = Hyperparam(0.999, unit_interval_open)
+    epsilon = Hyperparam(1e-16, non_negative)
+    epsilon_root = Hyperparam(1e-16, non_negative)
+    nesterov = Hyperparam(False, boolean, live=False)
 
     def __init__(
         self,
@@ -68,11 +66,11 @@ class AdaBelief(Optimizer):
         super().__init__(
             learning_rate,
             dict(
-                beta_1=check_number("beta_1", beta_1, 0.0, 1.0, high_open=True),
-                beta_2=check_number("beta_2", beta_2, 0.0, 1.0, high_open=True),
-                epsilon=check_number("epsilon", epsilon, low=0.0),
-                epsilon_root=check_number("epsilon_root", epsilon_root, low=0.0),
-                nesterov=check_bool("nesterov", nesterov),
+                beta_1=beta_1,
+                beta_2=beta_2,
+                epsilon=epsilon,
+                epsilon_root=epsilon_root,
+                nesterov=nesterov,
             ),
             options,
         )

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.declarations import Hyperparam, keras_epsilon, unit_interval
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.core.validation import check_epsilon, check_number
 from jopt.formulas.moments import ema_mix
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 
@@ -52,10 +52,8 @@ class Adadelta(Optimizer):
 
     keras_name = "adadelta"
     nonnegative_slots = frozenset({"accumulated_grad", "accumulated_delta_var"})
-    hyperparam_names = ("rho", "epsilon")
-
-    rho: float
-    epsilon: float
+    rho = Hyperparam(0.95, unit_interval)
+    epsilon = Hyperparam(1e-7, keras_epsilon)
 
     def __init__(
         self,
@@ -64,14 +62,7 @@ class Adadelta(Optimizer):
         epsilon: float | None = 1e-7,
         **options: Unpack[OptimizerOptions],
     ) -> None:
-        super().__init__(
-            learning_rate,
-            dict(
-                rho=check_number("rho", rho, 0.0, 1.0),
-                epsilon=check_epsilon(epsilon),
-            ),
-            options,
-        )
+        super().__init__(learning_rate, dict(rho=rho, epsilon=epsilon), options)
 
     def slot_names(self) -> tuple[str, ...]:
         return ("accumulated_grad", "accumulated_delta_var")

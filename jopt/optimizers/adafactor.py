@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 from typing_extensions import Unpack
 
+from jopt.core.declarations import Hyperparam, boolean, in_range, keeps_int, non_negative, positive
 from jopt.core.options import OptimizerOptions
 from jopt.core.placement import zeros_on_axes
 from jopt.core.state import StepContext
-from jopt.core.validation import check_bool, check_number
 from jopt.formulas.moments import ema_mix
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 
@@ -115,13 +115,11 @@ class Adafactor(Optimizer):
         "row and column statistics of a whole leaf, not elementwise values"
         for name in ("velocity", "r", "c")
     }
-    hyperparam_names = ("beta_2_decay", "epsilon_1", "epsilon_2", "clip_threshold")
-
-    beta_2_decay: int | float
-    epsilon_1: float
-    epsilon_2: float
-    clip_threshold: float
-    relative_step: bool
+    beta_2_decay = Hyperparam(-0.8, keeps_int(in_range(high=0.0)))
+    epsilon_1 = Hyperparam(1e-30, non_negative)
+    epsilon_2 = Hyperparam(1e-3, non_negative)
+    clip_threshold = Hyperparam(1.0, positive)
+    relative_step = Hyperparam(True, boolean, live=False)
 
     def __init__(
         self,
@@ -133,18 +131,14 @@ class Adafactor(Optimizer):
         relative_step: bool = True,
         **options: Unpack[OptimizerOptions],
     ) -> None:
-        exponent = check_number("beta_2_decay", beta_2_decay, high=0.0)
         super().__init__(
             learning_rate,
             dict(
-                # An int stays an int, so jnp.power takes integer_pow, as in Keras.
-                beta_2_decay=beta_2_decay if isinstance(beta_2_decay, int) else exponent,
-                epsilon_1=check_number("epsilon_1", epsilon_1, low=0.0),
-                epsilon_2=check_number("epsilon_2", epsilon_2, low=0.0),
-                clip_threshold=check_number(
-                    "clip_threshold", clip_threshold, low=0.0, low_open=True
-                ),
-                relative_step=check_bool("relative_step", relative_step),
+                beta_2_decay=beta_2_decay,
+                epsilon_1=epsilon_1,
+                epsilon_2=epsilon_2,
+                clip_threshold=clip_threshold,
+                relative_step=relative_step,
             ),
             options,
         )

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.declarations import Hyperparam, keras_epsilon, non_negative
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.core.validation import check_epsilon, check_number
 from jopt.formulas.accumulators import accumulate_square, constant_like
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 
@@ -49,10 +49,8 @@ class Adagrad(Optimizer):
     keras_name = "adagrad"
     nonnegative_slots = frozenset({"accumulator"})
     # initial_accumulator_value is read by init only: it stays in the config.
-    hyperparam_names = ("epsilon",)
-
-    initial_accumulator_value: float
-    epsilon: float
+    initial_accumulator_value = Hyperparam(0.1, non_negative, live=False)
+    epsilon = Hyperparam(1e-7, keras_epsilon)
 
     def __init__(
         self,
@@ -63,12 +61,7 @@ class Adagrad(Optimizer):
     ) -> None:
         super().__init__(
             learning_rate,
-            dict(
-                initial_accumulator_value=check_number(
-                    "initial_accumulator_value", initial_accumulator_value, low=0.0
-                ),
-                epsilon=check_epsilon(epsilon),
-            ),
+            dict(initial_accumulator_value=initial_accumulator_value, epsilon=epsilon),
             options,
         )
 

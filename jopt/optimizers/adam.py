@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.declarations import Hyperparam, boolean, keras_epsilon, unit_interval_open
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.core.validation import check_bool, check_epsilon, check_number
 from jopt.formulas.learning_rate import adam_step_size
 from jopt.formulas.moments import ema_step
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
@@ -52,12 +52,10 @@ class Adam(Optimizer):
 
     keras_name = "adam"
     nonnegative_slots = frozenset({"velocity", "velocity_hat"})
-    hyperparam_names = ("beta_1", "beta_2", "epsilon")
-
-    beta_1: float
-    beta_2: float
-    epsilon: float
-    amsgrad: bool
+    beta_1 = Hyperparam(0.9, unit_interval_open)
+    beta_2 = Hyperparam(0.999, unit_interval_open)
+    epsilon = Hyperparam(1e-7, keras_epsilon)
+    amsgrad = Hyperparam(False, boolean, live=False)
 
     #: Whether ``1 - beta`` is computed in the leaf's dtype (tf.keras 2's kernels, as
     #: :class:`jopt.legacy.Adam`) rather than in Python and rounded once (Keras 3).
@@ -74,12 +72,7 @@ class Adam(Optimizer):
     ) -> None:
         super().__init__(
             learning_rate,
-            dict(
-                beta_1=check_number("beta_1", beta_1, 0.0, 1.0, high_open=True),
-                beta_2=check_number("beta_2", beta_2, 0.0, 1.0, high_open=True),
-                epsilon=check_epsilon(epsilon),
-                amsgrad=check_bool("amsgrad", amsgrad),
-            ),
+            dict(beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, amsgrad=amsgrad),
             options,
         )
 

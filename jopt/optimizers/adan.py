@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.declarations import Hyperparam, non_negative, unit_interval_open
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.core.validation import check_number
 from jopt.formulas.bias_correction import beta_power, debias
 from jopt.formulas.moments import ema_mix
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
@@ -54,13 +54,11 @@ class Adan(Optimizer):
     """
 
     keras_name = "adan"
-    hyperparam_names = ("beta_1", "beta_2", "beta_3", "epsilon", "epsilon_root")
-
-    beta_1: float
-    beta_2: float
-    beta_3: float
-    epsilon: float
-    epsilon_root: float
+    beta_1 = Hyperparam(0.98, unit_interval_open)
+    beta_2 = Hyperparam(0.92, unit_interval_open)
+    beta_3 = Hyperparam(0.99, unit_interval_open)
+    epsilon = Hyperparam(1e-8, non_negative)
+    epsilon_root = Hyperparam(1e-8, non_negative)
 
     def __init__(
         self,
@@ -75,11 +73,11 @@ class Adan(Optimizer):
         super().__init__(
             learning_rate,
             dict(
-                beta_1=check_number("beta_1", beta_1, 0.0, 1.0, high_open=True),
-                beta_2=check_number("beta_2", beta_2, 0.0, 1.0, high_open=True),
-                beta_3=check_number("beta_3", beta_3, 0.0, 1.0, high_open=True),
-                epsilon=check_number("epsilon", epsilon, low=0.0),
-                epsilon_root=check_number("epsilon_root", epsilon_root, low=0.0),
+                beta_1=beta_1,
+                beta_2=beta_2,
+                beta_3=beta_3,
+                epsilon=epsilon,
+                epsilon_root=epsilon_root,
             ),
             options,
         )

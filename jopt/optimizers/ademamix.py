@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.declarations import Hyperparam, non_negative, unit_interval_open
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.core.validation import check_number
 from jopt.formulas.bias_correction import beta_power, debias
 from jopt.formulas.moments import ema_mix
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
@@ -53,13 +53,11 @@ class AdEMAMix(Optimizer):
     """
 
     keras_name = "ademamix"
-    hyperparam_names = ("beta_1", "beta_2", "beta_3", "alpha", "epsilon")
-
-    beta_1: float
-    beta_2: float
-    beta_3: float
-    alpha: float
-    epsilon: float
+    beta_1 = Hyperparam(0.9, unit_interval_open)
+    beta_2 = Hyperparam(0.999, unit_interval_open)
+    beta_3 = Hyperparam(0.9999, unit_interval_open)
+    alpha = Hyperparam(5.0, non_negative)
+    epsilon = Hyperparam(1e-8, non_negative)
 
     def __init__(
         self,
@@ -73,13 +71,7 @@ class AdEMAMix(Optimizer):
     ) -> None:
         super().__init__(
             learning_rate,
-            dict(
-                beta_1=check_number("beta_1", beta_1, 0.0, 1.0, high_open=True),
-                beta_2=check_number("beta_2", beta_2, 0.0, 1.0, high_open=True),
-                beta_3=check_number("beta_3", beta_3, 0.0, 1.0, high_open=True),
-                alpha=check_number("alpha", alpha, low=0.0),
-                epsilon=check_number("epsilon", epsilon, low=0.0),
-            ),
+            dict(beta_1=beta_1, beta_2=beta_2, beta_3=beta_3, alpha=alpha, epsilon=epsilon),
             options,
         )
 

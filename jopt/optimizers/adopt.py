@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.declarations import Hyperparam, boolean, positive, unit_interval_open
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.core.validation import check_bool, check_number
 from jopt.formulas.moments import ema_mix
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 
@@ -53,13 +53,11 @@ class ADOPT(Optimizer):
     """
 
     keras_name = "adopt"
-    hyperparam_names = ("beta_1", "beta_2", "epsilon")
-
-    beta_1: float
-    beta_2: float
-    epsilon: float
-    nesterov: bool
-    use_clipping: bool
+    beta_1 = Hyperparam(0.9, unit_interval_open)
+    beta_2 = Hyperparam(0.9999, unit_interval_open)
+    epsilon = Hyperparam(1e-6, positive)
+    nesterov = Hyperparam(False, boolean, live=False)
+    use_clipping = Hyperparam(True, boolean, live=False)
 
     def __init__(
         self,
@@ -74,11 +72,11 @@ class ADOPT(Optimizer):
         super().__init__(
             learning_rate,
             dict(
-                beta_1=check_number("beta_1", beta_1, 0.0, 1.0, high_open=True),
-                beta_2=check_number("beta_2", beta_2, 0.0, 1.0, high_open=True),
-                epsilon=check_number("epsilon", epsilon, low=0.0, low_open=True),
-                nesterov=check_bool("nesterov", nesterov),
-                use_clipping=check_bool("use_clipping", use_clipping),
+                beta_1=beta_1,
+                beta_2=beta_2,
+                epsilon=epsilon,
+                nesterov=nesterov,
+                use_clipping=use_clipping,
             ),
             options,
         )

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.declarations import Hyperparam, in_range, keeps_int, non_negative
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.core.validation import check_number
 from jopt.formulas.accumulators import accumulate_square, constant_like
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 
@@ -75,20 +74,12 @@ class Ftrl(Optimizer):
     }
     assigns_params = True
     # initial_accumulator_value is read by init only: it stays in the config.
-    hyperparam_names = (
-        "learning_rate_power",
-        "l1_regularization_strength",
-        "l2_regularization_strength",
-        "l2_shrinkage_regularization_strength",
-        "beta",
-    )
-
-    learning_rate_power: float
-    initial_accumulator_value: float
-    l1_regularization_strength: float
-    l2_regularization_strength: float
-    l2_shrinkage_regularization_strength: float
-    beta: float
+    learning_rate_power = Hyperparam(-0.5, keeps_int(in_range(high=0.0)))
+    initial_accumulator_value = Hyperparam(0.1, non_negative, live=False)
+    l1_regularization_strength = Hyperparam(0.0, non_negative)
+    l2_regularization_strength = Hyperparam(0.0, non_negative)
+    l2_shrinkage_regularization_strength = Hyperparam(0.0, non_negative)
+    beta = Hyperparam(0.0, non_negative)
 
     def __init__(
         self,
@@ -101,28 +92,15 @@ class Ftrl(Optimizer):
         beta: float = 0.0,
         **options: Unpack[OptimizerOptions],
     ) -> None:
-        power: float = check_number("learning_rate_power", learning_rate_power, high=0.0)
-        if isinstance(learning_rate_power, numbers.Integral):
-            power = int(learning_rate_power)
         super().__init__(
             learning_rate,
             dict(
-                learning_rate_power=power,
-                initial_accumulator_value=check_number(
-                    "initial_accumulator_value", initial_accumulator_value, low=0.0
-                ),
-                l1_regularization_strength=check_number(
-                    "l1_regularization_strength", l1_regularization_strength, low=0.0
-                ),
-                l2_regularization_strength=check_number(
-                    "l2_regularization_strength", l2_regularization_strength, low=0.0
-                ),
-                l2_shrinkage_regularization_strength=check_number(
-                    "l2_shrinkage_regularization_strength",
-                    l2_shrinkage_regularization_strength,
-                    low=0.0,
-                ),
-                beta=check_number("beta", beta, low=0.0),
+                learning_rate_power=learning_rate_power,
+                initial_accumulator_value=initial_accumulator_value,
+                l1_regularization_strength=l1_regularization_strength,
+                l2_regularization_strength=l2_regularization_strength,
+                l2_shrinkage_regularization_strength=l2_shrinkage_regularization_strength,
+                beta=beta,
             ),
             options,
         )

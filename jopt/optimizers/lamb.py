@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.declarations import Hyperparam, non_negative, unit_interval_open
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.core.validation import check_number
 from jopt.formulas.moments import ema_step
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 
@@ -64,11 +64,9 @@ class Lamb(Optimizer):
 
     keras_name = "lamb"
     nonnegative_slots = frozenset({"velocity"})
-    hyperparam_names = ("beta_1", "beta_2", "epsilon")
-
-    beta_1: float
-    beta_2: float
-    epsilon: float
+    beta_1 = Hyperparam(0.9, unit_interval_open)
+    beta_2 = Hyperparam(0.999, unit_interval_open)
+    epsilon = Hyperparam(1e-7, non_negative)
 
     def __init__(
         self,
@@ -80,11 +78,7 @@ class Lamb(Optimizer):
     ) -> None:
         super().__init__(
             learning_rate,
-            dict(
-                beta_1=check_number("beta_1", beta_1, 0.0, 1.0, high_open=True),
-                beta_2=check_number("beta_2", beta_2, 0.0, 1.0, high_open=True),
-                epsilon=check_number("epsilon", epsilon, low=0.0),
-            ),
+            dict(beta_1=beta_1, beta_2=beta_2, epsilon=epsilon),
             options,
         )
 

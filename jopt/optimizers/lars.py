@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.declarations import Hyperparam, boolean, non_negative, positive, unit_interval
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.core.validation import check_bool, check_number
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 
 __all__ = ["LARS"]
@@ -63,13 +63,11 @@ class LARS(Optimizer):
     elementwise = False  # the trust ratio reads each leaf's norms
 
     keras_name = "lars"
-    hyperparam_names = ("momentum", "trust_coefficient", "epsilon", "coupled_weight_decay")
-
-    momentum: float
-    nesterov: bool
-    trust_coefficient: float
-    epsilon: float
-    coupled_weight_decay: float
+    momentum = Hyperparam(0.9, unit_interval)
+    nesterov = Hyperparam(False, boolean, live=False)
+    trust_coefficient = Hyperparam(0.001, positive)
+    epsilon = Hyperparam(0.0, non_negative)
+    coupled_weight_decay = Hyperparam(0.0, non_negative)
 
     def __init__(
         self,
@@ -84,15 +82,11 @@ class LARS(Optimizer):
         super().__init__(
             learning_rate,
             dict(
-                momentum=check_number("momentum", momentum, 0.0, 1.0),
-                nesterov=check_bool("nesterov", nesterov),
-                trust_coefficient=check_number(
-                    "trust_coefficient", trust_coefficient, low=0.0, low_open=True
-                ),
-                epsilon=check_number("epsilon", epsilon, low=0.0),
-                coupled_weight_decay=check_number(
-                    "coupled_weight_decay", coupled_weight_decay, low=0.0
-                ),
+                momentum=momentum,
+                nesterov=nesterov,
+                trust_coefficient=trust_coefficient,
+                epsilon=epsilon,
+                coupled_weight_decay=coupled_weight_decay,
             ),
             options,
         )

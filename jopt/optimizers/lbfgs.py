@@ -20,11 +20,26 @@ import jax.numpy as jnp
 import numpy as np
 
 from jopt import schedules
+from jopt.core.declarations import (
+    Hyperparam,
+    boolean,
+    declared_in,
+    in_range,
+    integer,
+    non_negative,
+    one_of,
+    optional,
+    positive,
+    real,
+    signature_checked,
+    validate,
+)
+from jopt.core.frozen import Frozen
 from jopt.core.placement import replicate_like
 from jopt.core.protocol import EvaluatesLoss
 from jopt.core.pytrees import check_float_leaves, check_same_tree
 from jopt.core.registry import register_config_class
-from jopt.core.validation import check_bool, check_int, check_number
+from jopt.core.validation import check_number
 from jopt.formulas.linesearch import step_along, tree_vdot, zoom_linesearch
 
 __all__ = ["LBFGS", "LBFGSState"]
@@ -102,24 +117,25 @@ def _set_row(memory: PyTree, i: jax.Array, new: PyTree, keep: jax.Array) -> PyTr
     )
 
 
-_DEFAULTS: dict[str, Any] = {
-    "learning_rate": 1.0,
-    "memory_size": 10,
-    "linesearch": "zoom",
-    "scale_init_precond": True,
-    "max_linesearch_steps": 20,
-    "slope_rtol": 1e-4,
-    "curv_rtol": 0.9,
-    "approx_dec_rtol": 1e-6,
-    "increase_factor": 2.0,
-    "max_learning_rate": None,
-    "stepsize_precision": 1e-5,
-    "name": "lbfgs",
-}
+def _learning_rate(name: str, value: Any) -> float | Callable[[Any], Any]:
+    """A schedule (or its serialized dict), or a number > 0."""
+    if isinstance(value, dict):
+        try:
+            value = schedules.deserialize(value)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{name}: {e}") from e
+    return value if callable(value) else positive(name, value)
+
+
+def _string(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {value!r:.100}")
+    return value
 
 
 @register_config_class
-class LBFGS(EvaluatesLoss):
+@signature_checked
+class LBFGS(Frozen, EvaluatesLoss):
     """Limited-memory BFGS with a zoom line search: optax's ``lbfgs``, for full-batch losses.
 
     Rule, with ``g`` the gradient at the params ``x`` and the memory of the last
@@ -199,19 +215,18 @@ class LBFGS(EvaluatesLoss):
         (Array([0., 1., 2.], dtype=float32), 5, True)
     """
 
-    learning_rate: float | Callable[[Any], Any]
-    memory_size: int
-    linesearch: str | None
-    scale_init_precond: bool
-    max_linesearch_steps: int
-    slope_rtol: float
-    curv_rtol: float
-    approx_dec_rtol: float | None
-    increase_factor: float
-    max_learning_rate: float | None
-    stepsize_precision: float
-    name: str
-    _config: tuple[tuple[str, Any], ...]
+    learning_rate = Hyperparam(1.0, _learning_rate)
+    memory_size = Hyperparam(10, integer(1))
+    linesearch = Hyperparam("zoom", one_of("zoom", None))
+    scale_init_precond = Hyperparam(True, boolean)
+    max_linesearch_steps = Hyperparam(20, integer(1))
+    slope_rtol = Hyperparam(1e-4, in_range(0.0, 1.0, low_open=True, high_open=True))
+    curv_rtol = Hyperparam(0.9, real)  # in (slope_rtol, 1): checked with slope_rtol
+    approx_dec_rtol = Hyperparam(1e-6, optional(non_negative))
+    increase_factor = Hyperparam(2.0, in_range(1.0, low_open=True))
+    max_learning_rate = Hyperparam(None, optional(positive))
+    stepsize_precision = Hyperparam(1e-5, non_negative)
+    name = Hyperparam("lbfgs", _string)
 
     def __init__(
         self,
@@ -229,60 +244,35 @@ class LBFGS(EvaluatesLoss):
         stepsize_precision: float = 1e-5,
         name: str = "lbfgs",
     ) -> None:
-        if isinstance(learning_rate, dict):
-            try:
-                learning_rate = schedules.deserialize(learning_rate)
-            except (TypeError, ValueError) as e:
-                raise type(e)(f"learning_rate: {e}") from e
-        if not callable(learning_rate):
-            learning_rate = check_number("learning_rate", learning_rate, 0.0, low_open=True)
-        if linesearch is not None and not isinstance(linesearch, str):
-            raise TypeError(f"linesearch must be 'zoom' or None, got {linesearch!r:.100}")
-        if linesearch not in ("zoom", None):
-            raise ValueError(f"linesearch must be 'zoom' or None, got {linesearch!r:.100}")
-        if not isinstance(name, str):
-            raise TypeError(f"name must be a string, got {name!r:.100}")
-        slope_rtol = check_number("slope_rtol", slope_rtol, 0.0, 1.0, low_open=True, high_open=True)
-        config = {
-            "learning_rate": learning_rate,
-            "memory_size": check_int("memory_size", memory_size, 1),
-            "linesearch": linesearch,
-            "scale_init_precond": check_bool("scale_init_precond", scale_init_precond),
-            "max_linesearch_steps": check_int("max_linesearch_steps", max_linesearch_steps, 1),
-            "slope_rtol": slope_rtol,
-            "curv_rtol": check_number(
-                "curv_rtol", curv_rtol, slope_rtol, 1.0, low_open=True, high_open=True
+        config = validate(
+            declared_in(type(self)),
+            dict(
+                learning_rate=learning_rate,
+                memory_size=memory_size,
+                linesearch=linesearch,
+                scale_init_precond=scale_init_precond,
+                max_linesearch_steps=max_linesearch_steps,
+                slope_rtol=slope_rtol,
+                curv_rtol=curv_rtol,
+                approx_dec_rtol=approx_dec_rtol,
+                increase_factor=increase_factor,
+                max_learning_rate=max_learning_rate,
+                stepsize_precision=stepsize_precision,
+                name=name,
             ),
-            "approx_dec_rtol": None
-            if approx_dec_rtol is None
-            else check_number("approx_dec_rtol", approx_dec_rtol, 0.0),
-            "increase_factor": check_number("increase_factor", increase_factor, 1.0, low_open=True),
-            "max_learning_rate": None
-            if max_learning_rate is None
-            else check_number("max_learning_rate", max_learning_rate, 0.0, low_open=True),
-            "stepsize_precision": check_number("stepsize_precision", stepsize_precision, 0.0),
-            "name": name,
-        }
-        for key, value in config.items():
-            object.__setattr__(self, key, value)
-        object.__setattr__(self, "_config", tuple(config.items()))
-
-    # ---- configuration: frozen, hashable, readable ----------------------------------
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        raise AttributeError(
-            f"LBFGS is frozen (it may be a static argument of jax.jit); build a new one "
-            f"instead of setting {key!r}"
+            type(self).__name__,
         )
+        low = config["slope_rtol"]  # Wolfe's conditions need curv_rtol > slope_rtol
+        config["curv_rtol"] = check_number(
+            "curv_rtol", curv_rtol, low, 1.0, low_open=True, high_open=True
+        )
+        self._freeze(config)
 
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self._config == getattr(other, "_config", None)
-
-    def __hash__(self) -> int:
-        return hash((type(self), self._config))
+    # ---- configuration: readable (frozen and hashable by Frozen) ---------------------
 
     def __repr__(self) -> str:
-        shown = [f"{k}={v!r}" for k, v in self._config if v != _DEFAULTS[k]]
+        defaults = {h.name: h.default for h in declared_in(type(self))}
+        shown = [f"{k}={v!r}" for k, v in self._config if v != defaults[k]]
         return f"{type(self).__name__}({', '.join(shown)})"
 
     def __iter__(self) -> Iterator[Callable[..., Any]]:

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.declarations import Hyperparam, in_range, unit_interval
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.core.validation import check_number
 from jopt.formulas.moments import ema_mix
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 
@@ -51,10 +51,8 @@ class Lion(Optimizer):
     """
 
     keras_name = "lion"
-    hyperparam_names = ("beta_1", "beta_2")
-
-    beta_1: float
-    beta_2: float
+    beta_1 = Hyperparam(0.9, in_range(0.0, 1.0, low_open=True))
+    beta_2 = Hyperparam(0.99, unit_interval)
 
     def __init__(
         self,
@@ -63,14 +61,7 @@ class Lion(Optimizer):
         beta_2: float = 0.99,
         **options: Unpack[OptimizerOptions],
     ) -> None:
-        super().__init__(
-            learning_rate,
-            dict(
-                beta_1=check_number("beta_1", beta_1, 0.0, 1.0, low_open=True),
-                beta_2=check_number("beta_2", beta_2, 0.0, 1.0),
-            ),
-            options,
-        )
+        super().__init__(learning_rate, dict(beta_1=beta_1, beta_2=beta_2), options)
 
     def slot_names(self) -> tuple[str, ...]:
         return ("momentum",)

@@ -10,10 +10,21 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.declarations import (
+    Hyperparam,
+    boolean,
+    integer,
+    non_negative,
+    optional,
+    positive,
+    real,
+    unit_interval,
+    unit_interval_open,
+)
 from jopt.core.options import OptimizerOptions
 from jopt.core.placement import replicate_like
 from jopt.core.state import StepContext
-from jopt.core.validation import check_bool, check_int, check_number, check_strings
+from jopt.core.validation import check_strings
 from jopt.formulas.learning_rate import adam_step_size
 from jopt.formulas.moments import ema_step
 from jopt.formulas.orthogonalize import newton_schulz
@@ -119,35 +130,20 @@ class Muon(Optimizer):
     keras_name = "muon"
     nonnegative_slots = frozenset({"velocity"})
     # weight_decay is the base option's; exclude_*, ns_steps and nesterov shape the step.
-    hyperparam_names = (
-        "adam_beta_1",
-        "adam_beta_2",
-        "adam_weight_decay",
-        "epsilon",
-        "muon_a",
-        "muon_b",
-        "muon_c",
-        "adam_lr_ratio",
-        "momentum",
-        "rms_rate",
-    )
-    optional_hyperparams = frozenset({"adam_weight_decay", "rms_rate"})
-
-    adam_beta_1: float
-    adam_beta_2: float
-    adam_weight_decay: float | None
-    epsilon: float
-    weight_decay: float | None
-    exclude_layers: tuple[str, ...] | None
-    exclude_embeddings: bool
-    muon_a: float
-    muon_b: float
-    muon_c: float
-    adam_lr_ratio: float
-    momentum: float
-    ns_steps: int
-    nesterov: bool
-    rms_rate: float | None
+    adam_beta_1 = Hyperparam(0.9, unit_interval_open)
+    adam_beta_2 = Hyperparam(0.999, unit_interval_open)
+    adam_weight_decay = Hyperparam(0.004, optional(non_negative), live="when on")
+    epsilon = Hyperparam(1e-7, non_negative)
+    exclude_layers = Hyperparam(None, _check_patterns, live=False)
+    exclude_embeddings = Hyperparam(True, boolean, live=False)
+    muon_a = Hyperparam(3.4445, real)
+    muon_b = Hyperparam(-4.7750, real)
+    muon_c = Hyperparam(2.0315, real)
+    adam_lr_ratio = Hyperparam(1, non_negative)
+    momentum = Hyperparam(0.95, unit_interval)
+    ns_steps = Hyperparam(5, integer(0), live=False)
+    nesterov = Hyperparam(True, boolean, live=False)
+    rms_rate = Hyperparam(0.2, optional(positive), live="when on")
 
     # weight_decay is also a common option (OptimizerOptions): here it is the rule's own,
     # with Keras's default for this class, which mypy reports as an overlap.
@@ -175,24 +171,20 @@ class Muon(Optimizer):
         super().__init__(
             learning_rate,
             dict(
-                adam_beta_1=check_number("adam_beta_1", adam_beta_1, 0.0, 1.0, high_open=True),
-                adam_beta_2=check_number("adam_beta_2", adam_beta_2, 0.0, 1.0, high_open=True),
-                adam_weight_decay=None
-                if adam_weight_decay is None
-                else check_number("adam_weight_decay", adam_weight_decay, low=0.0),
-                epsilon=check_number("epsilon", epsilon, low=0.0),
-                exclude_layers=_check_patterns("exclude_layers", exclude_layers),
-                exclude_embeddings=check_bool("exclude_embeddings", exclude_embeddings),
-                muon_a=check_number("muon_a", muon_a),
-                muon_b=check_number("muon_b", muon_b),
-                muon_c=check_number("muon_c", muon_c),
-                adam_lr_ratio=check_number("adam_lr_ratio", adam_lr_ratio, low=0.0),
-                momentum=check_number("momentum", momentum, 0.0, 1.0),
-                ns_steps=check_int("ns_steps", ns_steps, 0),
-                nesterov=check_bool("nesterov", nesterov),
-                rms_rate=None
-                if rms_rate is None
-                else check_number("rms_rate", rms_rate, low=0.0, low_open=True),
+                adam_beta_1=adam_beta_1,
+                adam_beta_2=adam_beta_2,
+                adam_weight_decay=adam_weight_decay,
+                epsilon=epsilon,
+                exclude_layers=exclude_layers,
+                exclude_embeddings=exclude_embeddings,
+                muon_a=muon_a,
+                muon_b=muon_b,
+                muon_c=muon_c,
+                adam_lr_ratio=adam_lr_ratio,
+                momentum=momentum,
+                ns_steps=ns_steps,
+                nesterov=nesterov,
+                rms_rate=rms_rate,
             ),
             options,
         )

@@ -9,9 +9,9 @@ import jax.numpy as jnp
 from jax import lax
 from typing_extensions import Unpack
 
+from jopt.core.declarations import Hyperparam, keras_epsilon, unit_interval_open
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.core.validation import check_epsilon, check_number
 from jopt.formulas.moments import ema_step
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 
@@ -85,11 +85,9 @@ class Nadam(Optimizer):
 
     keras_name = "nadam"
     nonnegative_slots = frozenset({"velocity"})
-    hyperparam_names = ("beta_1", "beta_2", "epsilon")
-
-    beta_1: float
-    beta_2: float
-    epsilon: float
+    beta_1 = Hyperparam(0.9, unit_interval_open)
+    beta_2 = Hyperparam(0.999, unit_interval_open)
+    epsilon = Hyperparam(1e-7, keras_epsilon)
 
     def __init__(
         self,
@@ -101,11 +99,7 @@ class Nadam(Optimizer):
     ) -> None:
         super().__init__(
             learning_rate,
-            dict(
-                beta_1=check_number("beta_1", beta_1, 0.0, 1.0, high_open=True),
-                beta_2=check_number("beta_2", beta_2, 0.0, 1.0, high_open=True),
-                epsilon=check_epsilon(epsilon),
-            ),
+            dict(beta_1=beta_1, beta_2=beta_2, epsilon=epsilon),
             options,
         )
 

@@ -1,25 +1,27 @@
 """The base of every Keras-style optimizer: a frozen configuration with optax's two methods.
 
-A subclass validates its arguments, names its slots and writes its per-leaf rule; this
-class does the rest once for all of them: state layout, pytree checks, the learning rate
-at a step, the step count, ``apply_gradients``, equality and hashing (so an optimizer is
-a valid static argument to ``jax.jit``), ``repr`` and Keras's config.
+A subclass declares its arguments, names its slots and writes its per-leaf rule; this
+class does the rest once for all of them: state layout, the learning rate at a step, the
+step count, ``apply_gradients``, the option stages (:mod:`jopt.optimizers.stages`). Its
+parts live in modules of their own: the configuration (checks, equality and hashing, so
+an optimizer is a valid static argument to ``jax.jit``, ``repr`` and Keras's config) in
+:mod:`~jopt.optimizers.configuration`, the ``learning_rate`` argument in
+:mod:`~jopt.optimizers.rate_argument`, the live values and ``set_hyperparams``' checks in
+:mod:`~jopt.optimizers.live_values`, the state checks in
+:mod:`~jopt.optimizers.state_checks`.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 
-from jopt import schedules
 from jopt.core import slot_storage
 from jopt.core.compiled import CompiledStep
 from jopt.core.hyperparams import set_hyperparams
-from jopt.core.options import OPTION_DEFAULTS, validate_options
 from jopt.core.packing import Layout
 from jopt.core.placement import replicate_like
 from jopt.core.protocol import (
@@ -31,73 +33,47 @@ from jopt.core.protocol import (
 from jopt.core.pytrees import check_float_leaves
 from jopt.core.registry import register_config_class
 from jopt.core.state import OptimizerState, StepContext
-from jopt.core.validation import RESTORED_DICT, check_number
 from jopt.formulas.learning_rate import rate_at
 from jopt.formulas.weight_decay import uses_weight_decay
 from jopt.optimizers import buckets, stages
-from jopt.schedules.no_argument import as_rate_of_step
+from jopt.optimizers.configuration import Configuration
+from jopt.optimizers.live_values import check_live_values, held_hyperparams
+from jopt.optimizers.rate_argument import LearningRate, default, resolve_learning_rate
+from jopt.optimizers.state_checks import check_state
 
 __all__ = ["LearningRate", "Optimizer", "StepContext", "default", "resolve_learning_rate"]
 
 PyTree = Any
-LearningRate = float | Callable[[Any], Any]
-
-# The base options held live in the state when they are on (in Keras's config order).
-_OPTION_HYPERPARAMS = (
-    "weight_decay",
-    "clipnorm",
-    "global_clipnorm",
-    "clipvalue",
-    "ema_momentum",
-    "loss_scale_factor",
-)
 
 
-class _Default(float):
-    """A class default for ``learning_rate``: a float that remembers it was not given."""
-
-
-def default(value: float) -> float:
-    """Marks ``value`` as a signature default, so an explicit argument can be told apart."""
-    return _Default(value)
-
-
-def resolve_learning_rate(learning_rate: Any, lr: Any) -> LearningRate:
-    """Resolves Keras's ``learning_rate`` and its legacy alias ``lr`` into one valid rate."""
-    if lr is not None:
-        if not isinstance(learning_rate, _Default):
-            raise TypeError("give learning_rate or its legacy alias lr, not both")
-        learning_rate = lr
-    if isinstance(learning_rate, dict):
-        try:
-            learning_rate = schedules.deserialize(learning_rate)
-        except (TypeError, ValueError) as e:
-            raise type(e)(f"learning_rate: {e}") from e
-    if callable(learning_rate):
-        return as_rate_of_step(learning_rate)  # Keras's lambda: 0.01 too
-    return check_number("learning_rate", learning_rate, low=0.0)  # a plain float, not a _Default
-
-
-def check_decay(decay: Any) -> float:
-    """tf.keras 2's ``decay``: ``None`` or a number >= 0."""
-    return 0.0 if decay is None else check_number("decay", decay, low=0.0)
-
-
-class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, CompiledStep):
+class Optimizer(
+    Configuration,
+    Applies,
+    HasLearningRate,
+    LiveHyperparams,
+    PerLeafRule,
+    CompiledStep,
+    abstract=True,
+):
     """Base class: frozen, hashable configuration plus ``init`` / ``update``.
 
-    A subclass's ``__init__`` validates its rule's arguments and calls
-    ``super().__init__(learning_rate, rule, options)`` with them in signature order
-    (``rule``) and the user's ``**options`` (:class:`~jopt.core.options.OptimizerOptions`);
-    it defines :meth:`slot_names` and :meth:`leaf_update`, and if it needs them
-    :meth:`init_scalars` and :meth:`begin_step`.
+    A subclass declares each argument of its rule once, as a class attribute
+    ``beta_1 = Hyperparam(0.9, unit_interval_open)`` (:mod:`jopt.core.declarations`:
+    default, check, whether the state holds it live), in signature order; its
+    ``__init__`` keeps the explicit signature (checked against the declarations when
+    the class is made) and calls ``super().__init__(learning_rate, rule, options)`` with
+    the arguments as given (``rule``: every declared name) and the user's ``**options``
+    (:class:`~jopt.core.options.OptimizerOptions`); the declarations check them. It
+    defines :meth:`slot_names` and :meth:`leaf_update`, and if it needs them
+    :meth:`init_slot`, :meth:`init_scalars`, :meth:`begin_step` and
+    :meth:`check_relations`.
 
-    The rule's numeric arguments are listed in :attr:`hyperparam_names`: ``init`` puts
-    them in the state as float32 scalars, and the rule reads them through the
-    :class:`~jopt.core.state.StepContext` (``ctx.value("rho", dtype)``,
-    ``ctx.complement("beta_1", dtype)``...), never from ``self``, so a value changed in
-    the state is used without recompiling, and the constructor's value gives Keras's
-    exact arithmetic.
+    The rule's numeric arguments declared live are listed in :attr:`hyperparam_names`
+    (derived from the declarations): ``init`` puts them in the state as float32
+    scalars, and the rule reads them through the :class:`~jopt.core.state.StepContext`
+    (``ctx.value("rho", dtype)``, ``ctx.complement("beta_1", dtype)``...), never from
+    ``self``, so a value changed in the state is used without recompiling, and the
+    constructor's value gives Keras's exact arithmetic.
     """
 
     #: True when :meth:`leaf_update` returns the new param value itself (Keras's rule
@@ -110,18 +86,6 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
     #: (:func:`jopt.bucketed`). False for rules that read a leaf's shape or norm.
     elementwise: ClassVar[bool] = True
 
-    #: Keras's default ``name`` (its auto name, without the per-process counter).
-    keras_name: ClassVar[str] = "optimizer"
-
-    #: The rule's numeric arguments held live in the state (see :meth:`initial_hyperparams`),
-    #: in signature order. Booleans, integers that shape the program (``ns_steps``) and
-    #: values only ``init`` reads (``initial_accumulator_value``) stay in the config.
-    hyperparam_names: ClassVar[tuple[str, ...]] = ()
-
-    #: Those of them whose constructor value 0 or ``None`` leaves a part of the rule out
-    #: (SGD's ``momentum``): held only when on, as the base options are.
-    optional_hyperparams: ClassVar[frozenset[str]] = frozenset()
-
     #: Slots whose values are never negative (a second moment, an accumulator): stored
     #: ``"int8"`` with the unsigned map, twice as fine (see :mod:`jopt.core.slot_storage`).
     nonnegative_slots: ClassVar[frozenset[str]] = frozenset()
@@ -130,26 +94,6 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
     #: or values the rule needs exactly).
     exact_slots: ClassVar[dict[str, str]] = {}
 
-    #: The constructor's rate (or schedule). It does not follow ``set_hyperparams``: the
-    #: optimizer is frozen and the live value is in the state; read it with ``lr(state)``.
-    learning_rate: LearningRate
-    decay: float
-    name: str
-    # The base options, as validate_options leaves them (see OptimizerOptions).
-    weight_decay: float | None
-    clipnorm: float | None
-    clipvalue: float | None
-    global_clipnorm: float | None
-    use_ema: bool
-    ema_momentum: float
-    ema_overwrite_frequency: int | None
-    loss_scale_factor: float | None
-    gradient_accumulation_steps: int | None
-    exclude_from_weight_decay: Any
-    slot_dtypes: tuple[tuple[str, Any], ...] | None
-    master_weights: bool
-    layout: str
-    _config: tuple[tuple[str, Any], ...]
     _initial: dict[str, float]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -162,23 +106,8 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
     def __init__(
         self, learning_rate: Any, rule: dict[str, Any], options: Mapping[str, Any]
     ) -> None:
-        options = dict(options)
-        lr = options.pop("lr", None)
-        decay = options.pop("decay", 0.0)
-        name = options.pop("name", None)
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a string or None, got {name!r:.100}")
-        config = {
-            "learning_rate": resolve_learning_rate(learning_rate, lr),
-            **rule,
-            **validate_options(options),
-            "decay": check_decay(decay),
-            "name": self.keras_name if name is None else name,
-        }
-        for key, value in config.items():
-            object.__setattr__(self, key, value)
-        object.__setattr__(self, "_config", tuple(config.items()))
-        object.__setattr__(self, "_initial", self._held_hyperparams())
+        self._configure(learning_rate, rule, options)
+        object.__setattr__(self, "_initial", held_hyperparams(self))
         unknown = sorted(set(dict(self.slot_dtypes or ())) - set(self.all_slot_names()))
         if unknown:
             raise ValueError(
@@ -189,69 +118,9 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
         if self.layout == "bucketed" and (refusal := self.bucket_refusal()) is not None:
             raise ValueError(f"layout='bucketed': {refusal}; use layout='auto' or 'per_leaf'")
 
-    # ---- configuration: frozen, hashable, readable ----------------------------------
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        raise AttributeError(
-            f"{type(self).__name__} is frozen (it may be a static argument of jax.jit); "
-            f"build a new one, or change live values in the state with "
-            f"jopt.set_hyperparams, instead of setting {key!r}"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self._config == other._config
-
-    def __hash__(self) -> int:
-        return hash((type(self), self._config))
-
-    def __repr__(self) -> str:
-        params = inspect.signature(type(self).__init__).parameters
-        # A class's own signature default (AdamW's weight_decay) wins over the common one.
-        defaults = OPTION_DEFAULTS | {"decay": 0.0, "name": self.keras_name}
-        defaults |= {k: p.default for k, p in params.items() if k not in ("name", "decay")}
-        shown = []
-        for key, value in self._config:
-            default_value = defaults.get(key, inspect.Parameter.empty)
-            if default_value is inspect.Parameter.empty or value != default_value:
-                shown.append(f"{key}={value!r}")
-        return f"{type(self).__name__}({', '.join(shown)})"
-
     def __iter__(self) -> Iterator[Callable[..., Any]]:
         """Unpacks as ``init, update = opt``, like an ``optax.GradientTransformation``."""
         return iter((self.init, self.update))
-
-    def get_config(self) -> dict[str, Any]:
-        """Returns the config dict, Keras's keys and values (schedules serialized).
-
-        Example:
-            >>> import jopt
-            >>> jopt.SGD(momentum=0.9).get_config()["momentum"]
-            0.9
-        """
-        config = dict(self._config)
-        if config["slot_dtypes"] is not None:
-            config["slot_dtypes"] = dict(config["slot_dtypes"])
-        if isinstance(self.learning_rate, schedules.LearningRateSchedule):
-            config["learning_rate"] = schedules.serialize(self.learning_rate)
-        # jopt's extras are written only when used, so the rest is exactly Keras's dict.
-        for key, off in (
-            ("decay", 0.0),
-            ("exclude_from_weight_decay", None),
-            ("slot_dtypes", None),
-            ("master_weights", False),
-            ("layout", "auto"),
-        ):
-            if config[key] == off:
-                del config[key]
-        return config
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Optimizer:
-        """Rebuilds an optimizer from :meth:`get_config`'s (or Keras's) dict.
-
-        Keras's base options are taken with their Keras meaning.
-        """
-        return cls(**config)
 
     # ---- the rule: what a subclass writes ---------------------------------------------
 
@@ -524,41 +393,7 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
     def check_state(self, state: Any) -> None:
         """Raises unless ``state`` is this optimizer's: an unbatched :class:`OptimizerState`
         with this configuration's slots, scalars and live hyperparameters."""
-        if isinstance(state, dict) and "step" in state:
-            raise TypeError(
-                f"{type(self).__name__}.update expects the OptimizerState made by its init; "
-                + RESTORED_DICT.format(got="a dict with a 'step'")
-            )
-        if not isinstance(state, OptimizerState):
-            raise TypeError(
-                f"{type(self).__name__}.update expects the OptimizerState made by its init, "
-                f"got {type(state).__name__}"
-            )
-        if jnp.ndim(state.step) != 0:
-            # A sweep's stacked states would otherwise broadcast K rates over a leaf's
-            # last axis: a silent wrong answer.
-            raise ValueError(
-                f"this state is batched (step has shape {jnp.shape(state.step)}): map the "
-                "update over it with jax.vmap, as for a sweep made by jopt.sweep_init"
-            )
-        expected = set(self.all_slot_names())
-        if set(state.slots) != expected:
-            raise ValueError(
-                f"this state holds slots {sorted(state.slots)} but {self!r} uses "
-                f"{sorted(expected)}: it was made by a differently configured optimizer"
-            )
-        if set(state.scalars) != set(self.init_scalars(None)):
-            raise ValueError(
-                f"this state holds scalars {sorted(state.scalars)} but {self!r} uses "
-                f"{sorted(self.init_scalars(None))}: it was made by a differently configured "
-                "optimizer"
-            )
-        if set(state.hyperparams) != set(self._initial):
-            raise ValueError(
-                f"this state holds hyperparameters {sorted(state.hyperparams)} but {self!r} "
-                f"uses {sorted(self._initial)}: it was made by a differently configured "
-                "optimizer"
-            )
+        check_state(self, state)
 
     def slots(self, state: OptimizerState, params: PyTree | None = None) -> dict[str, PyTree]:
         """Each slot by name, shaped like the params, with 8-bit slots (``slot_dtypes``
@@ -649,24 +484,6 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
 
     # ---- live hyperparameters ---------------------------------------------------------
 
-    def _held_hyperparams(self) -> dict[str, float]:
-        held: dict[str, float] = (
-            {"learning_rate_scale": 1.0}
-            if callable(self.learning_rate)
-            else {"learning_rate": self.learning_rate}
-        )
-        for name in (*self.hyperparam_names, *_OPTION_HYPERPARAMS):
-            value = getattr(self, name)
-            if name == "ema_momentum":
-                on = self.use_ema
-            elif name in self.optional_hyperparams or name in _OPTION_HYPERPARAMS:
-                on = bool(value)  # 0 or None: that part of the rule is left out
-            else:
-                on = True
-            if on:
-                held[name] = value
-        return held
-
     def initial_hyperparams(self) -> dict[str, float]:
         """The hyperparameters the state holds live, with the constructor's values.
 
@@ -713,41 +530,8 @@ class Optimizer(Applies, HasLearningRate, LiveHyperparams, PerLeafRule, Compiled
             ValueError: beta_1 must be in [0, 1), got 1
         """
         self.check_state(state)
-        for name in values:
-            if name not in self._initial:
-                raise ValueError(self._not_held_message(name))
-        # Python numbers and concrete scalars are checked; traced or batched arrays (a
-        # sweep's) are taken as they are.
-        checked = {
-            k: float(v) if isinstance(v, jax.Array) else v
-            for k, v in values.items()
-            if not isinstance(v, jax.Array)
-            or (not isinstance(v, jax.core.Tracer) and jnp.size(v) == 1)
-        }
-        scale = checked.pop("learning_rate_scale", None)
-        if scale is not None:
-            check_number("learning_rate_scale", scale, low=0.0)
-        if checked:
-            type(self).from_config(self.get_config() | checked)  # the constructor's checks
+        values = check_live_values(self, self._initial, state.hyperparams, values)
         return set_hyperparams(state, **values)
-
-    def _not_held_message(self, name: str) -> str:
-        held = sorted(self._initial)
-        what = f"{type(self).__name__} holds no live hyperparameter {name!r} (held: {held})"
-        if name == "learning_rate" and callable(self.learning_rate):
-            return f"{what}; the learning rate is a schedule: set learning_rate_scale"
-        if name in (*self.hyperparam_names, *_OPTION_HYPERPARAMS):
-            off = "use_ema=False" if name == "ema_momentum" else f"{name}={getattr(self, name)!r}"
-            return (
-                f"{what}: the constructor's {off} leaves that part of the rule out of the "
-                "compiled step, so it cannot be switched on live; build a new optimizer"
-            )
-        if name in dict(self._config):
-            return (
-                f"{what}: {name} is fixed by the constructor (it shapes the compiled step, "
-                "or only init reads it); build a new optimizer"
-            )
-        return what
 
 
 def _layout_of(state: Any) -> Layout | None:

@@ -11,9 +11,16 @@ import jax.numpy as jnp
 from jax import lax
 from typing_extensions import Unpack
 
+from jopt.core.declarations import (
+    Hyperparam,
+    boolean,
+    non_negative,
+    optional,
+    positive,
+    unit_interval_open,
+)
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.core.validation import check_bool, check_number
 from jopt.formulas.bias_correction import beta_power
 from jopt.formulas.moments import ema_mix
 from jopt.formulas.numerics import nonzero
@@ -84,24 +91,14 @@ class Prodigy(Optimizer):
     elementwise = False  # its estimate sums over every leaf
 
     keras_name = "prodigy"
-    hyperparam_names = (
-        "beta_1",
-        "beta_2",
-        "beta_3",
-        "epsilon",
-        "d0",
-        "d_coef",
-        "adaptive_weight_decay",
-    )
-
-    beta_1: float
-    beta_2: float
-    beta_3: float
-    epsilon: float
-    d0: float
-    d_coef: float
-    adaptive_weight_decay: float
-    safeguard_warmup: bool
+    beta_1 = Hyperparam(0.9, unit_interval_open)
+    beta_2 = Hyperparam(0.999, unit_interval_open)
+    beta_3 = Hyperparam(None, optional(unit_interval_open))
+    epsilon = Hyperparam(1e-8, non_negative)
+    d0 = Hyperparam(1e-6, positive)
+    d_coef = Hyperparam(1.0, positive)
+    adaptive_weight_decay = Hyperparam(0.0, non_negative)
+    safeguard_warmup = Hyperparam(False, boolean, live=False)
 
     def __init__(
         self,
@@ -116,25 +113,27 @@ class Prodigy(Optimizer):
         safeguard_warmup: bool = False,
         **options: Unpack[OptimizerOptions],
     ) -> None:
-        beta_2 = check_number("beta_2", beta_2, 0.0, 1.0, high_open=True)
         super().__init__(
             learning_rate,
             dict(
-                beta_1=check_number("beta_1", beta_1, 0.0, 1.0, high_open=True),
+                beta_1=beta_1,
                 beta_2=beta_2,
-                beta_3=beta_2**0.5
-                if beta_3 is None
-                else check_number("beta_3", beta_3, 0.0, 1.0, high_open=True),
-                epsilon=check_number("epsilon", epsilon, low=0.0),
-                d0=check_number("d0", d0, low=0.0, low_open=True),
-                d_coef=check_number("d_coef", d_coef, low=0.0, low_open=True),
-                adaptive_weight_decay=check_number(
-                    "adaptive_weight_decay", adaptive_weight_decay, low=0.0
-                ),
-                safeguard_warmup=check_bool("safeguard_warmup", safeguard_warmup),
+                beta_3=beta_3,
+                epsilon=epsilon,
+                d0=d0,
+                d_coef=d_coef,
+                adaptive_weight_decay=adaptive_weight_decay,
+                safeguard_warmup=safeguard_warmup,
             ),
             options,
         )
+
+    @classmethod
+    def check_relations(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """``beta_3=None`` means ``sqrt(beta_2)`` (the paper's and PyTorch's default)."""
+        if values["beta_3"] is None:
+            return values | {"beta_3": values["beta_2"] ** 0.5}
+        return values
 
     def slot_names(self) -> tuple[str, ...]:
         return ("momentum", "velocity", "gradient_sum", "initial_params")

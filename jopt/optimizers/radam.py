@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.declarations import Hyperparam, boolean, non_negative, real, unit_interval_open
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.core.validation import check_bool, check_number
 from jopt.formulas.bias_correction import beta_power, debias, nesterov_debias
 from jopt.formulas.moments import ema_mix
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
@@ -66,13 +66,11 @@ class RAdam(Optimizer):
     """
 
     keras_name = "radam"
-    hyperparam_names = ("beta_1", "beta_2", "epsilon", "threshold")
-
-    beta_1: float
-    beta_2: float
-    epsilon: float
-    threshold: float
-    nesterov: bool
+    beta_1 = Hyperparam(0.9, unit_interval_open)
+    beta_2 = Hyperparam(0.999, unit_interval_open)
+    epsilon = Hyperparam(1e-8, non_negative)
+    threshold = Hyperparam(5.0, real)
+    nesterov = Hyperparam(False, boolean, live=False)
 
     def __init__(
         self,
@@ -87,11 +85,11 @@ class RAdam(Optimizer):
         super().__init__(
             learning_rate,
             dict(
-                beta_1=check_number("beta_1", beta_1, 0.0, 1.0, high_open=True),
-                beta_2=check_number("beta_2", beta_2, 0.0, 1.0, high_open=True),
-                epsilon=check_number("epsilon", epsilon, low=0.0),
-                threshold=check_number("threshold", threshold),
-                nesterov=check_bool("nesterov", nesterov),
+                beta_1=beta_1,
+                beta_2=beta_2,
+                epsilon=epsilon,
+                threshold=threshold,
+                nesterov=nesterov,
             ),
             options,
         )

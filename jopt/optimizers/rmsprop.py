@@ -8,9 +8,16 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.declarations import (
+    Hyperparam,
+    boolean,
+    keras_epsilon,
+    none_means,
+    unit_interval,
+    unit_interval_open,
+)
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.core.validation import check_bool, check_epsilon, check_number
 from jopt.formulas.moments import ema_mix
 from jopt.formulas.momentum import heavy_ball
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
@@ -58,13 +65,10 @@ class RMSprop(Optimizer):
 
     keras_name = "rm_sprop"
     nonnegative_slots = frozenset({"velocity"})
-    hyperparam_names = ("rho", "momentum", "epsilon")
-    optional_hyperparams = frozenset({"momentum"})
-
-    rho: float
-    momentum: float
-    epsilon: float
-    centered: bool
+    rho = Hyperparam(0.9, unit_interval_open)
+    momentum = Hyperparam(0.0, none_means(0.0, unit_interval), live="when on")
+    epsilon = Hyperparam(1e-7, keras_epsilon)
+    centered = Hyperparam(False, boolean, live=False)
 
     def __init__(
         self,
@@ -77,12 +81,7 @@ class RMSprop(Optimizer):
     ) -> None:
         super().__init__(
             learning_rate,
-            dict(
-                rho=check_number("rho", rho, 0.0, 1.0, high_open=True),
-                momentum=0.0 if momentum is None else check_number("momentum", momentum, 0.0, 1.0),
-                epsilon=check_epsilon(epsilon),
-                centered=check_bool("centered", centered),
-            ),
+            dict(rho=rho, momentum=momentum, epsilon=epsilon, centered=centered),
             options,
         )
 

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.declarations import Hyperparam, in_range, non_negative
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
 from jopt.core.validation import check_number
@@ -74,12 +75,10 @@ class Rprop(Optimizer):
     """
 
     keras_name = "rprop"
-    hyperparam_names = ("eta_minus", "eta_plus", "min_step_size", "max_step_size")
-
-    eta_minus: float
-    eta_plus: float
-    min_step_size: float
-    max_step_size: float
+    eta_minus = Hyperparam(0.5, in_range(0.0, 1.0, low_open=True, high_open=True))
+    eta_plus = Hyperparam(1.2, in_range(1.0, low_open=True))
+    min_step_size = Hyperparam(1e-6, non_negative)
+    max_step_size = Hyperparam(50.0, non_negative)
 
     def __init__(
         self,
@@ -90,19 +89,24 @@ class Rprop(Optimizer):
         max_step_size: float = 50.0,
         **options: Unpack[OptimizerOptions],
     ) -> None:
-        min_step_size = check_number("min_step_size", min_step_size, low=0.0)
         super().__init__(
             learning_rate,
             dict(
-                eta_minus=check_number(
-                    "eta_minus", eta_minus, 0.0, 1.0, low_open=True, high_open=True
-                ),
-                eta_plus=check_number("eta_plus", eta_plus, low=1.0, low_open=True),
+                eta_minus=eta_minus,
+                eta_plus=eta_plus,
                 min_step_size=min_step_size,
-                max_step_size=check_number("max_step_size", max_step_size, low=min_step_size),
+                max_step_size=max_step_size,
             ),
             options,
         )
+
+    @classmethod
+    def check_relations(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """``max_step_size`` must be at least ``min_step_size``."""
+        low = values["min_step_size"]
+        return values | {
+            "max_step_size": check_number("max_step_size", values["max_step_size"], low)
+        }
 
     def slot_names(self) -> tuple[str, ...]:
         return ("step_size", "previous_gradient")

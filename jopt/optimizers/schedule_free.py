@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.declarations import Hyperparam, in_range, integer, non_negative, unit_interval_open
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import OptimizerState, StepContext
-from jopt.core.validation import check_number
 from jopt.formulas.moments import ema_mix, ema_step
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 
@@ -70,14 +69,12 @@ class ScheduleFreeAdamW(Optimizer):
         "the params, needed exactly)"
     }
     # warmup_steps is an int that shapes the step: it stays in the config.
-    hyperparam_names = ("beta_1", "beta_2", "epsilon")
+    beta_1 = Hyperparam(0.9, in_range(0.0, 1.0, low_open=True))
+    beta_2 = Hyperparam(0.999, unit_interval_open)
+    epsilon = Hyperparam(1e-8, non_negative)
+    warmup_steps = Hyperparam(0, integer(0), live=False)
     # Keras assigns y_new to the variable: leaf_update returns it, not a difference.
     assigns_params = True
-
-    beta_1: float
-    beta_2: float
-    epsilon: float
-    warmup_steps: int
 
     def __init__(
         self,
@@ -88,20 +85,9 @@ class ScheduleFreeAdamW(Optimizer):
         warmup_steps: int = 0,
         **options: Unpack[OptimizerOptions],
     ) -> None:
-        if (
-            isinstance(warmup_steps, bool)
-            or not isinstance(warmup_steps, numbers.Integral)
-            or warmup_steps < 0
-        ):
-            raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r:.100}")
         super().__init__(
             learning_rate,
-            dict(
-                beta_1=check_number("beta_1", beta_1, 0.0, 1.0, low_open=True),
-                beta_2=check_number("beta_2", beta_2, 0.0, 1.0, high_open=True),
-                epsilon=check_number("epsilon", epsilon, low=0.0),
-                warmup_steps=int(warmup_steps),
-            ),
+            dict(beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, warmup_steps=warmup_steps),
             options,
         )
 

@@ -7,9 +7,9 @@ from typing import Any
 import jax
 from typing_extensions import Unpack
 
+from jopt.core.declarations import Hyperparam, boolean, none_means, unit_interval
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.core.validation import check_bool, check_number
 from jopt.formulas.momentum import nesterov_update, velocity
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 
@@ -51,11 +51,8 @@ class SGD(Optimizer):
     """
 
     keras_name = "sgd"
-    hyperparam_names = ("momentum",)
-    optional_hyperparams = frozenset({"momentum"})
-
-    momentum: float
-    nesterov: bool
+    momentum = Hyperparam(0.0, none_means(0.0, unit_interval), live="when on")
+    nesterov = Hyperparam(False, boolean, live=False)
 
     def __init__(
         self,
@@ -64,14 +61,7 @@ class SGD(Optimizer):
         nesterov: bool = False,
         **options: Unpack[OptimizerOptions],
     ) -> None:
-        super().__init__(
-            learning_rate,
-            dict(
-                momentum=0.0 if momentum is None else check_number("momentum", momentum, 0.0, 1.0),
-                nesterov=check_bool("nesterov", nesterov),
-            ),
-            options,
-        )
+        super().__init__(learning_rate, dict(momentum=momentum, nesterov=nesterov), options)
 
     def slot_names(self) -> tuple[str, ...]:
         return ("momentum",) if self.momentum != 0 else ()

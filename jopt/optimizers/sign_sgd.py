@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.declarations import Hyperparam, unit_interval_open
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.core.validation import check_number
 from jopt.formulas.moments import ema_mix
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 
@@ -43,10 +43,7 @@ class SignSGD(Optimizer):
     """
 
     keras_name = "sign_sgd"
-    hyperparam_names = ("momentum",)
-    optional_hyperparams = frozenset({"momentum"})
-
-    momentum: float
+    momentum = Hyperparam(0.0, unit_interval_open, live="when on")
 
     def __init__(
         self,
@@ -54,11 +51,7 @@ class SignSGD(Optimizer):
         momentum: float = 0.0,
         **options: Unpack[OptimizerOptions],
     ) -> None:
-        super().__init__(
-            learning_rate,
-            dict(momentum=check_number("momentum", momentum, 0.0, 1.0, high_open=True)),
-            options,
-        )
+        super().__init__(learning_rate, dict(momentum=momentum), options)
 
     def slot_names(self) -> tuple[str, ...]:
         return ("momentum",) if self.momentum != 0 else ()

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 from typing_extensions import Unpack
 
+from jopt.core.declarations import Hyperparam, non_negative, unit_interval_open
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.core.validation import check_number
 from jopt.formulas.bias_correction import beta_power, debias
 from jopt.formulas.moments import ema_mix
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
@@ -50,12 +50,10 @@ class Yogi(Optimizer):
     """
 
     keras_name = "yogi"
-    hyperparam_names = ("beta_1", "beta_2", "epsilon")
-
-    beta_1: float
-    beta_2: float
-    epsilon: float
-    initial_accumulator_value: float
+    beta_1 = Hyperparam(0.9, unit_interval_open)
+    beta_2 = Hyperparam(0.999, unit_interval_open)
+    epsilon = Hyperparam(1e-3, non_negative)
+    initial_accumulator_value = Hyperparam(1e-6, non_negative, live=False)
 
     def __init__(
         self,
@@ -69,12 +67,10 @@ class Yogi(Optimizer):
         super().__init__(
             learning_rate,
             dict(
-                beta_1=check_number("beta_1", beta_1, 0.0, 1.0, high_open=True),
-                beta_2=check_number("beta_2", beta_2, 0.0, 1.0, high_open=True),
-                epsilon=check_number("epsilon", epsilon, low=0.0),
-                initial_accumulator_value=check_number(
-                    "initial_accumulator_value", initial_accumulator_value, low=0.0
-                ),
+                beta_1=beta_1,
+                beta_2=beta_2,
+                epsilon=epsilon,
+                initial_accumulator_value=initial_accumulator_value,
             ),
             options,
         )
