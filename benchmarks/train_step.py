@@ -1,14 +1,15 @@
 """A user's whole train step (forward, backward, update) of flax models: jopt against optax.
 
-Run from the repository root (about 4 minutes on 2 CPU cores; see benchmarks/README.md)::
+Run from the repository root (see benchmarks/README.md)::
 
-    python benchmarks/train_step.py            # writes artifacts/train_step.json
+    python benchmarks/train_step.py            # Adam, ~3 minutes; artifacts/train_step.json
+    python benchmarks/train_step.py --optimizers Adam,SGD,RMSprop   # ~7 minutes
     python benchmarks/train_step.py --quick    # smoke run: tiny models, 3 repetitions
-    python benchmarks/train_step.py --models transformer --optimizers Adam --reps 50
+    python benchmarks/train_step.py --models transformer --reps 50
 
 ``step_time.py`` times the optimizer's update alone; this times what a user feels: a
 ``jax.jit(train_step)`` that computes the loss's gradients of a flax (linen) model on a
-fixed synthetic batch and applies one update, for two models (``MODELS``):
+fixed synthetic batch and applies one update, for two models (``make_models``):
 
 * ``transformer``: a 24-layer pre-norm decoder (d_model 64, 4 heads, MLP 256, biases
   and LayerNorms everywhere): 390 small leaves, 1.2M params;
@@ -25,15 +26,16 @@ and these contenders (``CONTENDERS``), each the train step its users write:
   the opt-in bucketed layout;
 * ``optax``: ``optax.adam(...)`` as the ``tx`` of flax's TrainState, the baseline.
 
-Optimizers: Adam, SGD with momentum 0.9 and RMSprop, configured alike in jopt and optax
-(``contenders.make_contests``). Measured per (model, optimizer): **first step**, a fresh
-``jax.jit`` of a fresh function timed by stage (trace, lower, compile, first run), without
-and with donation of the state (``donate_argnums=0``); **step** and **step, donated**, the
-median of ``--reps`` steps, every contender one step per repetition in a rotated order;
-**peak memory** of the donated step from XLA's ``memory_analysis()`` over params + grads
-+ optimizer state + batch bytes (activations make it exceed 1). Before the timed
-repetitions each contender's params after ``CHECK_STEPS`` steps are compared with optax's
-(:func:`agree`); the run stops if they differ.
+Optimizers (``--optimizers``): Adam (the default), SGD with momentum 0.9 and RMSprop,
+configured alike in jopt and optax (``contenders.make_contests``). Measured per (model,
+optimizer): **first step**, a fresh ``jax.jit`` of a fresh function timed by stage
+(trace, lower, compile, first run), without and with donation of the state
+(``donate_argnums=0``); **step** and **step, donated**, the median of ``--reps`` steps,
+every contender one step per repetition in a rotated order; **peak memory** of the
+donated step from XLA's ``memory_analysis()`` over params + grads + optimizer state +
+batch bytes (activations make it exceed 1). Before the timed repetitions each
+contender's params after ``CHECK_STEPS`` steps are compared with a reference's
+(:func:`references`, :func:`agree`); the run stops if they differ.
 """
 
 from __future__ import annotations
@@ -231,13 +233,8 @@ def adam_rule(contest: Contest, keras: bool) -> optax.GradientTransformation:
     difference of the two libraries' Adam, so jopt is checked against the first and optax
     against the second, each to rounding.
     """
-    opt = contest.jopt
-    lr, b1, b2, eps = (
-        float(opt.learning_rate),  # type: ignore[attr-defined]
-        float(opt.beta_1),  # type: ignore[attr-defined]
-        float(opt.beta_2),  # type: ignore[attr-defined]
-        float(opt.epsilon),  # type: ignore[attr-defined]
-    )
+    config = contest.jopt.get_config()  # Keras's names: the same values as optax's
+    lr, b1, b2, eps = (float(config[k]) for k in ("learning_rate", "beta_1", "beta_2", "epsilon"))
 
     def init(params: PyTree) -> tuple[jax.Array, PyTree, PyTree]:
         zeros = jax.tree.map(jnp.zeros_like, params)
@@ -258,7 +255,7 @@ def adam_rule(contest: Contest, keras: bool) -> optax.GradientTransformation:
             step = jax.tree.map(lambda m, v: -lr * (m / c1) / (jnp.sqrt(v / c2) + eps), m, v)
         return step, (count, m, v)
 
-    return optax.GradientTransformation(init, update)  # type: ignore[arg-type]
+    return optax.GradientTransformation(init, update)
 
 
 def references(contest: Contest) -> dict[str, optax.GradientTransformation]:
@@ -275,7 +272,7 @@ def references(contest: Contest) -> dict[str, optax.GradientTransformation]:
     return {n: contest.optax for n in CONTENDERS if n != "optax"}
 
 
-def noise(path: tuple) -> bool:
+def noise(path: tuple[Any, ...]) -> bool:
     """Whether a leaf is an attention key projection's bias, left out of the check.
 
     Softmax ignores a shift shared by all keys, so these biases' exact gradient is 0 and
@@ -297,7 +294,7 @@ def agree(
     ``oracle``: the params its reference (:func:`references`) reached (optax's own run
     for SGD and RMSprop). Raises ``SystemExit`` beyond ``TOL``.
     """
-    lr = float(contest.jopt.learning_rate)  # type: ignore[attr-defined]
+    lr = float(contest.jopt.get_config()["learning_rate"])
     report: dict[str, float] = {}
     for name, params in after.items():
         if name not in oracle:
@@ -344,7 +341,7 @@ def reference_params(model: Model, contest: Contest, names: list[str]) -> dict[s
 class Carry:
     """A train state carried from step to step through one jitted train step."""
 
-    def __init__(self, call: Callable, state: Any, batch: Batch) -> None:
+    def __init__(self, call: Callable[..., Any], state: Any, batch: Batch) -> None:
         self.call, self.state, self.batch = call, state, batch
         self.donation_effective: bool | None = None
 
@@ -357,7 +354,7 @@ class Carry:
 
 
 def first_step(
-    step: Callable, state: Any, batch: Batch, donate: bool
+    step: Callable[..., Any], state: Any, batch: Batch, donate: bool
 ) -> tuple[Carry, dict[str, float], Any]:
     """Trace, lower, compile and first run of a fresh ``jax.jit`` of a fresh function."""
     jitted = jax.jit(lambda s, b: step(s, b), donate_argnums=(0,) if donate else ())
@@ -444,12 +441,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny models, 3 reps")
     parser.add_argument("--json", default="artifacts/train_step.json", help="output path")
-    parser.add_argument("--reps", type=int, default=None, help="repetitions (default 20)")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions (default 30)")
     parser.add_argument(
         "--models", default=",".join(MODEL_KEYS), help=f"comma-separated of {MODEL_KEYS}"
     )
     parser.add_argument(
-        "--optimizers", default="Adam,SGD,RMSprop", help="comma-separated of Adam,SGD,RMSprop"
+        "--optimizers",
+        default="Adam",
+        help="comma-separated of Adam,SGD,RMSprop (default Adam: each optimizer adds 8 "
+        "compiles of the 24-layer decoder, 1-2 minutes here)",
     )
     parser.add_argument(
         "--contenders",
@@ -457,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated of {','.join(CONTENDERS)}",
     )
     args = parser.parse_args(argv)
-    reps = args.reps or (3 if args.quick else 20)
+    reps = args.reps or (3 if args.quick else 30)
     facts = RunFacts()
 
     names = [n for n in CONTENDERS if n in args.contenders.split(",")]
