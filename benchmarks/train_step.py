@@ -206,12 +206,18 @@ CONTENDERS: dict[str, Callable[[Contest, Loss, nn.Module], TrainFns]] = {
 # ---- agreement before timing ------------------------------------------------------------
 
 CHECK_STEPS = 3
-# Params after CHECK_STEPS steps from one init must agree within TOL learning rates per
-# element (an Adam, SGD or RMSprop step moves an element by about lr at most, so a
-# missed step, a wrong hyperparameter or a wrong gradient shows as ~lr). Two programs of
-# one rule differ by float32 rounding (sums fused in another order), which moves the next
-# steps' gradients by ~1e-7 relative: 1e-3 lr is far above that.
-TOL = 1e-3
+# Each contender's change of the params after CHECK_STEPS steps from one init, dp, must
+# match its reference's, dp_ref, to ||dp - dp_ref|| / ||dp_ref|| <= TOL (relative L2
+# over the whole model). A wrong gradient, hyperparameter or a missed step is ~1 there,
+# and even the two epsilon placements of Adam (adam_rule) differ by 4e-3 to 7e-2 here.
+# Two programs of one rule differ by float32 rounding, which a few elements amplify:
+# where a ReLU sits at 0 one program's rounding can switch it on (an update of up to
+# ~lr, where the other has none), and under optax's placement a gradient near eps moves
+# its element by ~lr g / (|g| + eps). Measured, per element, up to 5e-4 lr (wide MLP,
+# optax against its oracle) while the relative L2 stays at 3e-7 to 2e-5: a per-element
+# bound would fail by chance, the whole model's L2 does not. The largest element
+# difference, in learning rates, is reported beside it.
+TOL = 1e-4
 
 
 def adam_rule(contest: Contest, keras: bool) -> optax.GradientTransformation:
@@ -228,10 +234,9 @@ def adam_rule(contest: Contest, keras: bool) -> optax.GradientTransformation:
     Keras's rule is optax's with ``eps`` replaced by ``eps / sqrt(1 - beta_2^t)`` (31x
     larger at t=1), so the two differ where ``sqrt(v_hat)`` is not far above that: elements
     with small gradients (here the wide MLP's first layer and the decoder's key biases)
-    move less under Keras's rule, by up to 0.8 lr in three steps (measured on the
-    ``--quick`` models; 3e-3 to 8e-3 of the whole change, relative L2). That is a real
-    difference of the two libraries' Adam, so jopt is checked against the first and optax
-    against the second, each to rounding.
+    move less under Keras's rule, by up to 3.8 lr in three steps here (4e-3 to 7e-2 of the
+    whole change, relative L2). That is a real difference of the two libraries' Adam, so
+    jopt is checked against the first and optax against the second, each to rounding.
     """
     config = contest.jopt.get_config()  # Keras's names: the same values as optax's
     lr, b1, b2, eps = (float(config[k]) for k in ("learning_rate", "beta_1", "beta_2", "epsilon"))
@@ -245,14 +250,16 @@ def adam_rule(contest: Contest, keras: bool) -> optax.GradientTransformation:
         count, m, v = state
         count = count + 1
         t = count.astype(jnp.float32)
-        m = jax.tree.map(lambda m, g: m + (g - m) * (1 - b1), m, grads)
-        v = jax.tree.map(lambda v, g: v + (g * g - v) * (1 - b2), v, grads)
         c1, c2 = 1 - jnp.float32(b1) ** t, 1 - jnp.float32(b2) ** t
         if keras:
+            m = jax.tree.map(lambda m, g: m + (g - m) * (1 - b1), m, grads)
+            v = jax.tree.map(lambda v, g: v + (g * g - v) * (1 - b2), v, grads)
             alpha = lr * jnp.sqrt(c2) / c1
             step = jax.tree.map(lambda m, v: -(m * alpha) / (jnp.sqrt(v) + eps), m, v)
         else:
-            step = jax.tree.map(lambda m, v: -lr * (m / c1) / (jnp.sqrt(v / c2) + eps), m, v)
+            m = jax.tree.map(lambda m, g: (1 - b1) * g + b1 * m, m, grads)
+            v = jax.tree.map(lambda v, g: (1 - b2) * g * g + b2 * v, v, grads)
+            step = jax.tree.map(lambda m, v: -lr * ((m / c1) / (jnp.sqrt(v / c2) + eps)), m, v)
         return step, (count, m, v)
 
     return optax.GradientTransformation(init, update)
@@ -278,37 +285,47 @@ def noise(path: tuple[Any, ...]) -> bool:
     Softmax ignores a shift shared by all keys, so these biases' exact gradient is 0 and
     the computed one is rounding noise, of a sign that differs between any two programs.
     Under optax's epsilon placement (``m_hat / (sqrt(v_hat) + eps)``) a noise gradient
-    ``g`` moves its element by about ``lr |g| / (|g| + eps)``: up to 0.12 lr measured
-    between optax and its oracle, while every other leaf agrees to 1e-4 lr.
+    ``g`` moves its element by about ``lr |g| / (|g| + eps)``: up to 0.08 lr measured
+    between optax and its oracle, 7.5e-4 of the ``--quick`` decoder's whole change.
     """
     keys = [str(getattr(k, "key", k)) for k in path]
     return keys[-2:] == ["key", "bias"]
 
 
 def agree(
-    contest: Contest, after: dict[str, PyTree], oracle: dict[str, PyTree]
-) -> dict[str, float]:
-    """Each contender's largest param difference from its oracle's, over the learning rate.
+    contest: Contest, start: PyTree, after: dict[str, PyTree], oracle: dict[str, PyTree]
+) -> dict[str, dict[str, float]]:
+    """Each contender's change of the params against its reference's (see ``TOL``).
 
-    ``after``: each contender's params after ``CHECK_STEPS`` steps from the model's init;
-    ``oracle``: the params its reference (:func:`references`) reached (optax's own run
-    for SGD and RMSprop). Raises ``SystemExit`` beyond ``TOL``.
+    ``start``: the init; ``after``: each contender's params after ``CHECK_STEPS`` steps;
+    ``oracle``: the params its reference (:func:`references`) reached (optax's own run for
+    SGD and RMSprop). Returns per contender ``rel_l2``, ``||dp - dp_ref|| / ||dp_ref||``,
+    and ``max_over_lr``, the largest element difference over the learning rate, both
+    without the key biases (:func:`noise`). Raises ``SystemExit`` if ``rel_l2 > TOL``.
     """
     lr = float(contest.jopt.get_config()["learning_rate"])
-    report: dict[str, float] = {}
+
+    def change(params: PyTree) -> np.ndarray:
+        leaves = jax.tree_util.tree_leaves_with_path(params)
+        kept = [
+            np.ravel(np.asarray(p, np.float64) - np.asarray(p0, np.float64))
+            for (path, p), p0 in zip(leaves, jax.tree.leaves(start), strict=True)
+            if not noise(path)
+        ]
+        return np.concatenate(kept)
+
+    report: dict[str, dict[str, float]] = {}
     for name, params in after.items():
         if name not in oracle:
             continue
-        diff = jax.tree_util.tree_map_with_path(
-            lambda path, a, b: 0.0 if noise(path) else np.max(np.abs(a - b), initial=0.0),
-            params,
-            oracle[name],
-        )
-        report[name] = worst = float(max(jax.tree.leaves(diff))) / lr
-        if not worst <= TOL:
+        d, ref = change(params), change(oracle[name])
+        rel = float(np.linalg.norm(d - ref) / np.linalg.norm(ref))
+        report[name] = {"rel_l2": rel, "max_over_lr": float(np.max(np.abs(d - ref))) / lr}
+        if not rel <= TOL:
             raise SystemExit(
-                f"{contest.name}: {name}'s params after {CHECK_STEPS} steps differ from its "
-                f"reference's by {worst:.2e} lr (> {TOL} lr); not benchmarking"
+                f"{contest.name}: {name}'s change of the params after {CHECK_STEPS} steps "
+                f"differs from its reference's by {rel:.2e} (relative L2, > {TOL}); "
+                "not benchmarking"
             )
     return report
 
@@ -387,13 +404,16 @@ def bench_group(
     runners: list[Runner] = []
     carries: dict[str, Carry] = {}
     after: dict[str, PyTree] = {}
-    # Compiles one at a time, in an order that alternates from group to group.
-    for name in names[::-1] if flip else names:
-        fns = CONTENDERS[name](contest, model.loss, model.module)
-        for donate in (False, True):
-            state = fns.create(jax.tree.map(jnp.copy, params))
+    # Compiles one at a time: every contender's plain jit, then every donated one in the
+    # reverse order (so drift of the machine's load hits them alike), starting from the
+    # other end from group to group.
+    order = names[::-1] if flip else names
+    fns = {name: CONTENDERS[name](contest, model.loss, model.module) for name in names}
+    for donate in (False, True):
+        for name in order[::-1] if donate else order:
+            state = fns[name].create(jax.tree.map(jnp.copy, params))
             ideal = tree_bytes((state, params, model.batch))  # + grads, as params
-            carry, times, compiled = first_step(fns.step, state, model.batch, donate)
+            carry, times, compiled = first_step(fns[name].step, state, model.batch, donate)
             result["first_step_s"].setdefault(name, {})["donated" if donate else "plain"] = times
             if donate:
                 result["memory"][name] = memory(compiled, ideal)
@@ -402,7 +422,7 @@ def bench_group(
                 # rest of the check's steps on it now, before any timing.
                 for _ in range(CHECK_STEPS - 1):
                     carry()
-                after[name] = jax.tree.map(np.asarray, fns.params(carry.state))
+                after[name] = jax.tree.map(np.asarray, fns[name].params(carry.state))
             key = name + ("+donate" if donate else "")
             runners.append(Runner(key, carry))
             carries[key] = carry
@@ -410,7 +430,7 @@ def bench_group(
     for name, tx in references(contest).items():
         if tx is contest.optax and name in names and "optax" in after:
             oracle[name] = after["optax"]
-    result["agreement"] = agree(contest, after, oracle)
+    result["agreement"] = agree(contest, params, after, oracle)
     for _ in range(2):  # settle: caches, allocator
         for r in runners:
             r.run()
@@ -482,12 +502,15 @@ def main(argv: list[str] | None = None) -> int:
 
     trees = {m.key: tree_spec(m) for m in models}
     print(
-        f"agreement after {CHECK_STEPS} steps from one init, largest param difference from "
-        f"the reference, in learning rates (tolerance {TOL}; Adam: the rule written out with "
-        "each library's epsilon placement, SGD and RMSprop: optax):"
+        f"agreement after {CHECK_STEPS} steps from one init: change of the params against "
+        f"the reference's, relative L2 (tolerance {TOL}) / largest element difference in "
+        "learning rates (Adam: the rule written out with each library's epsilon "
+        "placement; SGD, RMSprop: optax):"
     )
     for r in results:
-        cells = ", ".join(f"{k} {v:.1e}" for k, v in r["agreement"].items())
+        cells = ", ".join(
+            f"{k} {v['rel_l2']:.1e} / {v['max_over_lr']:.1e}" for k, v in r["agreement"].items()
+        )
         print(f"  {trees[r['tree']].label} / {r['optimizer']}: {cells or '-'}")
     print()
     print(table(results, trees, names))

@@ -107,7 +107,7 @@ def test_train_step_benchmark_quick_run(tmp_path: Path) -> None:
     assert (group["tree"], group["optimizer"]) == ("wide", "Adam")
     # Every contender was checked against Adam's rule with its library's epsilon placement.
     assert set(group["agreement"]) == contenders
-    assert all(err <= 1e-3 for err in group["agreement"].values())
+    assert all(err["rel_l2"] <= 1e-4 for err in group["agreement"].values())
     for name in contenders:
         assert set(group["first_step_s"][name]) == {"plain", "donated"}
         assert group["step_s"][name]["donation_effective"] is False
