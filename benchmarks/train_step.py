@@ -24,7 +24,8 @@ and these contenders (``CONTENDERS``), each the train step its users write:
   ``flax.training.train_state.TrainState``;
 * ``jopt.bucketed``: ``jopt.TrainState.create(params, jopt.bucketed(jopt.Adam(...)))``,
   the opt-in bucketed layout;
-* ``optax``: ``optax.adam(...)`` as the ``tx`` of flax's TrainState, the baseline.
+* ``optax``: ``optax.adam(...)`` as the ``tx`` of flax's TrainState, the baseline;
+* ``floor``: no optimizer, ``p - lr g`` in plain jax: the step's cost without one.
 
 Optimizers (``--optimizers``): Adam (the default), SGD with momentum 0.9 and RMSprop,
 configured alike in jopt and optax (``contenders.make_contests``). Measured per (model,
@@ -194,12 +195,30 @@ def flax_state(tx: Any, loss: Loss, model: nn.Module) -> TrainFns:
     return TrainFns(create, step, lambda s: s.params)
 
 
+def floor(contest: Contest, loss: Loss, model: nn.Module) -> TrainFns:
+    """No optimizer: the state is the params, the update ``p - lr g`` in plain jax.
+
+    What every optimizer's train step costs at least (forward, backward, one read of the
+    grads and one write of the params), so ``step - floor`` is the optimizer's share.
+    Not an optimizer of the contest, so not in the agreement check.
+    """
+    del model
+    lr = float(contest.jopt.get_config()["learning_rate"])
+
+    def step(params: PyTree, batch: Batch) -> tuple[PyTree, jax.Array]:
+        value, grads = jax.value_and_grad(loss)(params, batch)
+        return jax.tree.map(lambda p, g: p - lr * g, params, grads), value
+
+    return TrainFns(lambda p: p, step, lambda p: p)
+
+
 # name -> build(contest, loss, module)
 CONTENDERS: dict[str, Callable[[Contest, Loss, nn.Module], TrainFns]] = {
     "jopt": lambda c, loss, m: jopt_train_state(c.jopt, loss, m),
     "jopt+flax": lambda c, loss, m: flax_state(c.jopt, loss, m),
     "jopt.bucketed": lambda c, loss, m: jopt_train_state(jopt.bucketed(c.jopt), loss, m),
     "optax": lambda c, loss, m: flax_state(c.optax, loss, m),
+    "floor": floor,
 }
 
 
@@ -275,8 +294,8 @@ def references(contest: Contest) -> dict[str, optax.GradientTransformation]:
     """
     if contest.name == "Adam":
         keras, kingma = adam_rule(contest, keras=True), adam_rule(contest, keras=False)
-        return {n: kingma if n == "optax" else keras for n in CONTENDERS}
-    return {n: contest.optax for n in CONTENDERS if n != "optax"}
+        return {n: kingma if n == "optax" else keras for n in CONTENDERS if n != "floor"}
+    return {n: contest.optax for n in CONTENDERS if n not in ("optax", "floor")}
 
 
 def noise(path: tuple[Any, ...]) -> bool:

@@ -101,12 +101,12 @@ def test_train_step_benchmark_quick_run(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's jopt
     )
     result = json.loads(out.read_text())
-    contenders = {"jopt", "jopt+flax", "jopt.bucketed", "optax"}
+    contenders = {"jopt", "jopt+flax", "jopt.bucketed", "optax", "floor"}
     assert set(result["meta"]["libraries"]) == contenders
     (group,) = result["results"]
     assert (group["tree"], group["optimizer"]) == ("wide", "Adam")
     # Every contender was checked against Adam's rule with its library's epsilon placement.
-    assert set(group["agreement"]) == contenders
+    assert set(group["agreement"]) == contenders - {"floor"}  # floor: no optimizer
     assert all(err["rel_l2"] <= 1e-4 for err in group["agreement"].values())
     for name in contenders:
         assert set(group["first_step_s"][name]) == {"plain", "donated"}
