@@ -77,3 +77,40 @@ def test_int8_states_benchmark_quick_run(tmp_path: Path) -> None:
         assert r["float32"]["state_bytes_per_param"] == 8.0
         assert r["int8"]["state_bytes_per_param"] < 8.0
         assert len(r["int8"]["curve"]) == len(r["float32"]["curve"]) > 0
+
+
+def test_train_step_benchmark_quick_run(tmp_path: Path) -> None:
+    # One model, Adam (the optimizer with a written-out oracle per library): the decoder
+    # runs the same code on another tree, at 3x the compile time of this small MLP.
+    out = tmp_path / "train_step.json"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "train_step.py"),
+            "--quick",
+            "--models",
+            "wide",
+            "--optimizers",
+            "Adam",
+            "--json",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's jopt
+    )
+    result = json.loads(out.read_text())
+    contenders = {"jopt", "jopt+flax", "jopt.bucketed", "optax", "floor"}
+    assert set(result["meta"]["libraries"]) == contenders
+    (group,) = result["results"]
+    assert (group["tree"], group["optimizer"]) == ("wide", "Adam")
+    # Every contender was checked against Adam's rule with its library's epsilon placement.
+    assert set(group["agreement"]) == contenders - {"floor"}  # floor: no optimizer
+    assert all(err["rel_l2"] <= 1e-4 for err in group["agreement"].values())
+    for name in contenders:
+        assert set(group["first_step_s"][name]) == {"plain", "donated"}
+        assert group["step_s"][name]["donation_effective"] is False
+        assert group["step_s"][name + "+donate"]["donation_effective"] is True
+        mem = group["memory"][name]
+        assert mem["peak"] == mem["argument"] + mem["output"] - mem["alias"] + mem["temp"]
