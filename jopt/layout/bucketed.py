@@ -18,6 +18,7 @@ from jopt.core.pytrees import check_same_tree
 from jopt.core.slot_storage import values
 from jopt.core.state import OptimizerState, html_state, pretty_state
 from jopt.core.validation import check_int
+from jopt.formulas.segments import Segments
 from jopt.layout.packing import Layout, Place
 
 __all__ = ["Bucketed", "BucketedState", "bucketed"]
@@ -161,11 +162,15 @@ class Bucketed(WrapsOne, Applies, RuntimeConstants):
         def group(path: str, leaf: Any) -> str | None:
             decayed = opt.weight_decay_name(path, len(leaf.shape))
             label = None if decayed or not opt.decays_weights() else "no_decay"
-            if math.prod(leaf.shape) > self.max_leaf_size:
+            label = _decay_label(decayed, label)
+            if math.prod(leaf.shape) > self.max_leaf_size and not keep_shape(path, leaf):
                 return path if label is None else f"{path}/{label}"
             return label
 
-        return Layout.of(tree, group)
+        def keep_shape(path: str, leaf: Any) -> bool:
+            return bool(opt.keeps_leaf_shape(path, len(leaf.shape)))
+
+        return Layout.of(tree, group, keep_shape)
 
     def _decay_names(self, layout: Layout) -> list[str | None]:
         """The weight decay of each bucket (in ``bucket_names`` order): its leaves'."""
@@ -192,6 +197,7 @@ class Bucketed(WrapsOne, Applies, RuntimeConstants):
         inner = self.inner.init(layout.pack(params))._replace(
             scalars=self.inner.init_scalars(params)
         )
+        inner = _init_shaped_slots(self.inner, inner, layout, params)
         return BucketedState(inner, offsets)
 
     def update(
@@ -205,7 +211,12 @@ class Bucketed(WrapsOne, Applies, RuntimeConstants):
         layout = self._check(grads, state, params)
         flat_params = None if params is None else layout.pack(params)
         updates, _, inner = self.inner.run(
-            layout.pack(grads), state.inner, flat_params, False, self._decay_names(layout)
+            layout.pack(grads),
+            state.inner,
+            flat_params,
+            False,
+            self._decay_names(layout),
+            bucket_segments(layout),
         )
         return layout.unpack(updates, state.offsets), BucketedState(inner, state.offsets)
 
@@ -220,10 +231,11 @@ class Bucketed(WrapsOne, Applies, RuntimeConstants):
         opt = self.inner
         flat_grads = layout.pack(grads)
         decay_names = self._decay_names(layout)
+        segments = bucket_segments(layout)
         if self._assigns(params):
             # The rule's own new values (decayed, assigned, averaged or widened params).
             _, new_flat, inner = opt.run(
-                flat_grads, state.inner, layout.pack(params), True, decay_names
+                flat_grads, state.inner, layout.pack(params), True, decay_names, segments
             )
             new_params = layout.unpack(new_flat, state.offsets)
         else:
@@ -235,8 +247,14 @@ class Bucketed(WrapsOne, Applies, RuntimeConstants):
                 layout.pack(params) if needs_params else None,
                 False,
                 decay_names,
+                segments,
             )
-            new_params = jax.tree.map(jnp.add, params, layout.unpack(updates, state.offsets))
+            # In the param's dtype, as the rule's own new value (a wider update: Muon's).
+            new_params = jax.tree.map(
+                lambda p, u: (p + u).astype(jnp.result_type(p)),
+                params,
+                layout.unpack(updates, state.offsets),
+            )
         return new_params, BucketedState(inner, state.offsets)
 
     def _assigns(self, params: PyTree) -> bool:
@@ -270,7 +288,7 @@ class Bucketed(WrapsOne, Applies, RuntimeConstants):
         if state.offsets is None:
             return slots
         layout = self.layout(params)
-        return {name: layout.unpack(flat) for name, flat in slots.items()}
+        return {name: _unpack_slot(layout, flat) for name, flat in slots.items()}
 
     # ---- capabilities ---------------------------------------------------------------
 
@@ -281,6 +299,70 @@ class Bucketed(WrapsOne, Applies, RuntimeConstants):
     def join_constants(self, changing: PyTree, constants: PyTree) -> BucketedState:
         """The state from the inner state and the offsets."""
         return BucketedState(changing, constants)
+
+
+# ---- rules that read a leaf's norm or shape ------------------------------------------
+
+
+def _decay_label(decayed: str | None, label: str | None) -> str | None:
+    """A bucket label for a leaf decayed by another hyperparameter than
+    ``weight_decay`` (Muon's ``adam_weight_decay``), so a bucket has one decay."""
+    return decayed if decayed not in (None, "weight_decay") else label
+
+
+def bucket_segments(layout: Layout) -> list[Segments | None]:
+    """Each bucket's leaf sizes in ``bucket_names`` order (:class:`Segments`), for the
+    rule's per-leaf sums; ``None`` for a bucket of one leaf (its sum is the bucket's)."""
+    sizes: dict[str, list[int]] = {name: [] for name in layout.bucket_names}
+    for place in layout.places:  # in offset order within each bucket
+        sizes[place.bucket].append(place.size)
+    return [Segments(tuple(sizes[n])) if len(sizes[n]) > 1 else None for n in layout.bucket_names]
+
+
+def _init_shaped_slots(
+    opt: Any, state: OptimizerState, layout: Layout, params: PyTree
+) -> OptimizerState:
+    """``state`` with the slots of each bucket that keeps its leaf's shape initialized
+    from the leaf at its own path (a rule such as Muon's chooses the slot by path)."""
+    if not layout.shaped:
+        return state
+    flat = layout.treedef.flatten_up_to(params)
+    alone = layout.treedef.unflatten(
+        [x if p.bucket in layout.shaped else None for p, x in zip(layout.places, flat, strict=True)]
+    )
+    own = opt.init(alone)  # the other leaves are None: empty subtrees
+    structure = jax.tree_util.tree_structure(alone)
+    buckets = [p.bucket for p in layout.places if p.bucket in layout.shaped]
+    slots = {}
+    for name, by_bucket in state.slots.items():
+        values = structure.flatten_up_to(own.slots[name])  # an 8-bit slot stays whole
+        slots[name] = {**by_bucket, **dict(zip(buckets, values, strict=True))}
+    return state._replace(slots=slots)
+
+
+def _unpack_slot(layout: Layout, buckets: dict[str, Any]) -> PyTree:
+    """A slot's buckets in the params' structure. A shared bucket whose slot is not
+    bucket-shaped holds the rule's placeholder for each of its leaves (Adafactor's
+    ``r`` and ``c`` of a vector), which every leaf of the bucket gets as it is."""
+    sizes = {name: size for name, _, size in layout.buckets}
+    odd = {
+        name
+        for name, x in buckets.items()
+        if name not in layout.shaped and jnp.shape(x) != (sizes[name],)
+    }
+    if not odd:
+        return layout.unpack(buckets)
+    regular = {
+        name: jnp.zeros((sizes[name],), jnp.result_type(x)) if name in odd else x
+        for name, x in buckets.items()
+    }
+    leaves = layout.treedef.flatten_up_to(layout.unpack(regular))
+    return layout.treedef.unflatten(
+        [
+            buckets[p.bucket] if p.bucket in odd else leaf
+            for p, leaf in zip(layout.places, leaves, strict=True)
+        ]
+    )
 
 
 def bucketed(opt: Any, max_leaf_size: int = 1 << 16) -> Any:

@@ -71,24 +71,37 @@ class Layout:
     treedef: Any
     places: tuple[Place, ...]
     buckets: tuple[tuple[str, str, int], ...]  # (name, dtype, size), sorted by name
+    # Buckets holding one leaf in its own shape (not raveled): see ``keep_shape``.
+    shaped: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, tree: PyTree, group: Callable[[str, Any], str | None] | None = None) -> Layout:
+    def of(
+        cls,
+        tree: PyTree,
+        group: Callable[[str, Any], str | None] | None = None,
+        keep_shape: Callable[[str, Any], bool] | None = None,
+    ) -> Layout:
         """The layout of ``tree``'s leaves (arrays or ``ShapeDtypeStruct``s).
 
         ``group(path, leaf)`` may return a label that keeps leaves apart (leaves with
         different weight decay, say); ``None`` (or no ``group``) puts a leaf in its
-        dtype's bucket.
+        dtype's bucket. ``keep_shape(path, leaf)`` true gives the leaf a bucket of its
+        own, named after its dtype, its path and its label, that holds it in its own
+        shape (a rule that reads a matrix's rows and columns sees the matrix).
         """
         flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
         sizes: dict[str, int] = {}
         dtypes: dict[str, str] = {}
         places = []
+        shaped: set[str] = set()
         for path_keys, leaf in flat:
             path = jax.tree_util.keystr(path_keys)
             dtype = jnp.dtype(jnp.result_type(leaf)).name
             label = None if group is None else group(path, leaf)
             bucket = dtype if label is None else f"{dtype}/{label}"
+            if keep_shape is not None and keep_shape(path, leaf):
+                bucket = f"{dtype}/{path}" if label is None else f"{dtype}/{path}/{label}"
+                shaped.add(bucket)
             shape = tuple(int(d) for d in np.shape(leaf))
             size = int(np.prod(shape, dtype=np.int64))
             offset = sizes.get(bucket, 0)
@@ -97,7 +110,7 @@ class Layout:
             dtypes[bucket] = dtype
         # Sorted by name: the order in which jax flattens the ``{bucket: buffer}`` dict.
         buckets = tuple((name, dtypes[name], sizes[name]) for name in sorted(sizes))
-        return cls(treedef, tuple(places), buckets)
+        return cls(treedef, tuple(places), buckets, frozenset(shaped))
 
     @property
     def bucket_names(self) -> tuple[str, ...]:
@@ -112,7 +125,8 @@ class Layout:
         leaves = self.treedef.flatten_up_to(tree)
         parts: dict[str, list[jax.Array]] = {name: [] for name in self.bucket_names}
         for place, leaf in zip(self.places, leaves, strict=True):
-            parts[place.bucket].append(jnp.ravel(jnp.asarray(leaf)))
+            leaf = jnp.asarray(leaf)
+            parts[place.bucket].append(leaf if place.bucket in self.shaped else jnp.ravel(leaf))
         return {name: xs[0] if len(xs) == 1 else jnp.concatenate(xs) for name, xs in parts.items()}
 
     def unpack(self, buckets: dict[str, jax.Array], offsets: PyTree | None = None) -> PyTree:
@@ -128,6 +142,9 @@ class Layout:
         leaves = []
         for place, start in zip(self.places, starts, strict=True):
             buffer = buckets[place.bucket]
+            if place.bucket in self.shaped:  # the leaf's own (a slot of another shape too)
+                leaves.append(buffer)
+                continue
             if place.size == buffer.shape[-1]:
                 flat = buffer
             elif start is None:
