@@ -4,11 +4,12 @@ The oracle is jopt's own per-leaf rule (held to Keras, optax and torch by the pa
 suites): the same optimizer, on the same tree, run leaf by leaf. Rules that read a
 leaf's norm or mean (Lamb's and LARS's trust ratios, Adafactor's RMS, ``clipnorm``) take
 it as a segment sum over the bucket, and Prodigy's sums run over the buckets: the same
-terms added in another order, so a per-leaf scalar can land a few float32 roundings
-away (relative 1e-7 each), which scales an element's update by as much. Measured on
-params and slots: at most 1.2e-6 relative (``max |a - e| / max(|e|, 1)``), the bound
-asserted here (``tests/test_layout.py`` holds elementwise rules to the same figure). A
-bfloat16 leaf is rounded once more at the end: one bfloat16 rounding (``2**-7``).
+terms added in another order, so a per-leaf scalar (a norm, a trust ratio) can land a
+float32 rounding or a few away (6e-8 relative each), and it scales the leaf's update by
+as much; compiled, XLA also fuses a bucket's arithmetic differently (one rounding, as in
+``tests/test_layout.py``). Asserted on params and slots: ``max |a - e| / max(|e|, 1)``
+<= 1e-6, a few roundings (measured at most 1.2e-7 over every case here, eager and jit);
+a bfloat16 leaf within one bfloat16 rounding (``2**-7``; measured 0).
 Matrices whose shape a rule reads (Adafactor's factored moments, Muon's
 orthogonalization) keep a bucket of their own, in their shape, with the per-leaf update.
 
@@ -77,14 +78,13 @@ def _assert_close(actual: Any, expected: Any) -> None:
     flat, _ = jax.tree_util.tree_flatten_with_path(actual)
     for (path, a), e in zip(flat, jax.tree.leaves(expected), strict=True):
         assert a.shape == e.shape and a.dtype == e.dtype, jax.tree_util.keystr(path)
-        tol = 2.0**-7 if a.dtype == jnp.bfloat16 else 1.2e-6
+        tol = 2.0**-7 if a.dtype == jnp.bfloat16 else 1e-6
         a, e = np.asarray(a, np.float32), np.asarray(e, np.float32)
         # NaN exactly where the per-leaf rule gives NaN (per-leaf Nadam's bfloat16 leaves
         # are NaN at these settings).
         nan = np.isnan(e)
         np.testing.assert_array_equal(np.isnan(a), nan, err_msg=jax.tree_util.keystr(path))
         err = relative_error(a[~nan], e[~nan]) if not nan.all() else 0.0
-        print("ERR", a.dtype, tol, err)
         assert err <= tol, f"{jax.tree_util.keystr(path)}: {err:.3g} > {tol:g}"
 
 

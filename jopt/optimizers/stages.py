@@ -82,8 +82,7 @@ def prepare(
     elif want_params or opt.reads_params():
         why = "" if opt.rule_reads_params else " with weight_decay or use_ema"
         raise ValueError(
-            f"{type(opt).__name__}{why} needs params: "
-            "call update(grads, state, params)"
+            f"{type(opt).__name__}{why} needs params: call update(grads, state, params)"
         )
     flat, treedef_ = jax.tree_util.tree_flatten_with_path(grads)
     treedef: Any = treedef_  # jax's stub lacks flatten_up_to
