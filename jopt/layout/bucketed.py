@@ -1,5 +1,5 @@
-"""``jopt.bucketed(opt)``: an elementwise optimizer run on a few flat buckets instead of
-one leaf at a time, with the same numbers, for models with many small leaves."""
+"""``jopt.bucketed(opt)``: an optimizer run on a few flat buckets instead of one leaf at
+a time, with the same numbers, for models with many small leaves."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def _sharded(params: PyTree) -> bool:
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class Bucketed(WrapsOne, Applies, RuntimeConstants):
-    """An elementwise optimizer applied to flat buckets of leaves: fewer, longer kernels.
+    """An optimizer applied to flat buckets of leaves: fewer, longer kernels.
 
     Same rule, same numbers: the leaves of each dtype (and weight-decay group) are
     concatenated into one buffer, the optimizer's per-leaf rule runs once per buffer,
@@ -93,18 +93,29 @@ class Bucketed(WrapsOne, Applies, RuntimeConstants):
     programs. ``global_clipnorm`` sums the squares in the buckets' order, a rounding
     apart from the per-leaf sum.
 
+    Every jopt optimizer and option runs bucketed. A per-leaf norm or mean (``clipnorm``,
+    Lamb's and LARS's trust ratios, Adafactor's RMS of the weights and of the update) is
+    a segment sum over the bucket (:meth:`jopt.StepContext.leaf_sum`), and Prodigy's
+    sums over every leaf run over the buckets: the same terms in another order, a few
+    float32 roundings apart from the per-leaf rule. A leaf whose shape the rule reads
+    (:meth:`jopt.Optimizer.keeps_leaf_shape`: Adafactor's matrices, factored; Muon's
+    matrices, orthogonalized) keeps a bucket of its own in its own shape, with the
+    per-leaf update; the other leaves share buckets (Muon's AdamW leaves, Adafactor's
+    vectors and scalars).
+
     Params sharded over several devices fall back to the optimizer's per-leaf state
     (``state.offsets is None``), which keeps every sharding.
 
     Args:
-        inner: an optimizer whose rule is elementwise (:attr:`Optimizer.elementwise`):
-            not Lamb, Adafactor or Muon, and without ``clipnorm`` (a per-leaf norm).
+        inner: a per-leaf rule (any jopt optimizer, with any options).
         max_leaf_size: leaves with more elements keep a bucket of their own (their
             update is the per-leaf one; copying them into a shared bucket and back
             costs more than it saves). Default ``65536``; 0 keeps every leaf alone.
 
     Raises:
-        ValueError: a rule or option that reads a leaf's shape or norm.
+        TypeError: ``inner`` is not a per-leaf rule.
+        ValueError: a rule whose ``bucket_refusal()`` says why it cannot run on buckets
+            (none of jopt's).
 
     Example:
         >>> import jax.numpy as jnp, jopt
@@ -331,7 +342,7 @@ def _init_shaped_slots(
         [x if p.bucket in layout.shaped else None for p, x in zip(layout.places, flat, strict=True)]
     )
     own = opt.init(alone)  # the other leaves are None: empty subtrees
-    structure = jax.tree_util.tree_structure(alone)
+    structure: Any = jax.tree_util.tree_structure(alone)  # jax's stub lacks flatten_up_to
     buckets = [p.bucket for p in layout.places if p.bucket in layout.shaped]
     slots = {}
     for name, by_bucket in state.slots.items():
@@ -373,8 +384,8 @@ def bucketed(opt: Any, max_leaf_size: int = 1 << 16) -> Any:
     ``bucketed(SkipNonFinite(Adam()))`` is ``SkipNonFinite(bucketed(Adam()))``.
 
     Raises:
-        TypeError: ``opt`` neither is nor holds a per-leaf rule (an optax transformation).
-        ValueError: a rule or option that reads a leaf's shape or norm.
+        TypeError: ``opt`` neither is nor holds a per-leaf rule (an optax transformation,
+            ``jopt.LBFGS``).
 
     Example:
         >>> import jax.numpy as jnp, jopt
