@@ -23,11 +23,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import keras
 import numpy as np
 import pytest
 
 import jopt
 from jopt.core.registry import registered_config_classes
+from tests.keras_oracle import jopt_run, keras_run
 from tests.problems import relative_error
 
 CLASSES = sorted(
@@ -116,3 +118,28 @@ def test_matrices_a_rule_reads_whole_keep_their_shape_in_a_bucket_of_their_own()
     assert muon["velocity"]["float32/adam_weight_decay"].shape == (3 + 6 + 12 + 1 + 5,)
     with pytest.raises(TypeError, match="per-leaf rule"):
         jopt.bucketed(jopt.LBFGS())
+
+
+# The parity suites' oracle, run through the bucketed layout: Keras 3 itself, 25 steps on
+# leaves of rank 0-4 (tests/problems.py), compiled. Their tolerance: float32 rounding
+# accumulated over the steps (1e-6, as tests/test_optimizers_factored.py allows jopt's
+# own compiled steps).
+KERAS_CASES = {
+    "Lamb": (lambda: jopt.Lamb(0.01), lambda k: k.Lamb(0.01)),
+    "Adafactor": (lambda: jopt.Adafactor(0.1), lambda k: k.Adafactor(0.1)),
+    "Muon": (lambda: jopt.Muon(0.01), lambda k: k.Muon(0.01)),
+    "SGD-clipnorm": (
+        lambda: jopt.SGD(0.1, momentum=0.9, clipnorm=0.5),
+        lambda k: k.SGD(0.1, momentum=0.9, clipnorm=0.5),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(KERAS_CASES))
+def test_bucketed_matches_keras_step_for_step(case: str) -> None:
+    make_jopt, make_keras = KERAS_CASES[case]
+    expected = keras_run(lambda: make_keras(keras.optimizers), stateless=True)
+    actual = jopt_run(jopt.bucketed(make_jopt()), "compiled")
+    for j, (a, e) in enumerate(zip(actual, expected, strict=True)):
+        err = relative_error(a, e)
+        assert err <= 1e-6, f"{case} leaf {j}: worst error {err:.3g} > 1e-6"
