@@ -77,3 +77,15 @@ def test_int8_states_benchmark_quick_run(tmp_path: Path) -> None:
         assert r["float32"]["state_bytes_per_param"] == 8.0
         assert r["int8"]["state_bytes_per_param"] < 8.0
         assert len(r["int8"]["curve"]) == len(r["float32"]["curve"]) > 0
+
+
+def test_bucketed_rules_benchmark_quick_run() -> None:
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bucketed_rules.py"), "--quick"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert run.stdout.count("ratio") == 2 * 4, run.stdout  # step and first step, 4 rules
