@@ -42,12 +42,13 @@ GRADS = [_tree(s) for s in (1, 2, 3)]
 
 
 def _elementwise_classes() -> list[type]:
-    """Every registered optimizer class whose default rule can run on buckets."""
+    """Every registered optimizer class whose rule is elementwise: the ones "auto" packs
+    (the others run bucketed on request: tests/test_bucketed_every_rule.py)."""
     out = []
     for name, cls in sorted(registered_config_classes(by_name=True).items()):
         if not isinstance(cls, type) or not issubclass(cls, jopt.Optimizer):
             continue
-        if cls().bucket_refusal() is None and name == cls.__name__:
+        if cls.elementwise and name == cls.__name__:
             out.append(cls)
     return out
 
@@ -165,8 +166,11 @@ def test_apply_gradients_train_state_and_flax_use_the_auto_layout() -> None:
 
 def test_opt_outs_and_per_leaf_cases() -> None:
     assert jopt.Adam(layout="per_leaf").init(PARAMS).layout is None
-    # Not elementwise (a leaf's norm): per leaf under auto.
-    assert jopt.Lamb().init(PARAMS).layout is None
+    # Not elementwise (a leaf's norm, a matrix's shape): per leaf under auto, packed on
+    # request with a segment sum a rounding apart.
+    for opt in (jopt.Lamb(), jopt.Adafactor(), jopt.Adam(clipnorm=1.0)):
+        assert opt.init(PARAMS).layout is None
+    assert jopt.Lamb(layout="bucketed").init(PARAMS).layout is not None
     # 8-bit slots quantize per leaf in blocks: kept per leaf under auto.
     int8 = jopt.Adam(slot_dtypes={"momentum": "int8"})
     assert int8.init(PARAMS).layout is None

@@ -1127,7 +1127,6 @@ for call, error, pattern in (
         "apply_gradients's optimizer must be a transformation with init and update",
     ),
     (lambda: jopt.bucketed("adam"), TypeError, "bucketed needs a per-leaf rule"),
-    (lambda: jopt.bucketed(jopt.Lamb()), ValueError, "bucketed needs an elementwise rule"),
     (lambda: jopt.layout.pack({"w": "x"}), TypeError, r"tree\['w'\]"),
     (lambda: jopt.layout.pack({"w": jnp.arange(3)}), TypeError, r"tree\['w'\] has dtype int32"),
     (lambda: jopt.summary("x"), TypeError, "summary takes an optimizer's state"),

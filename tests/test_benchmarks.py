@@ -114,3 +114,15 @@ def test_train_step_benchmark_quick_run(tmp_path: Path) -> None:
         assert group["step_s"][name + "+donate"]["donation_effective"] is True
         mem = group["memory"][name]
         assert mem["peak"] == mem["argument"] + mem["output"] - mem["alias"] + mem["temp"]
+
+
+def test_bucketed_rules_benchmark_quick_run() -> None:
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bucketed_rules.py"), "--quick"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert run.stdout.count("ratio") == 2 * 4, run.stdout  # step and first step, 4 rules

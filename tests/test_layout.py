@@ -129,16 +129,6 @@ def test_buckets_are_per_dtype_and_weight_decay_group() -> None:
     assert {p.path: p.offset for p in state.inner.layout.places}["['w']"] == 13
 
 
-@pytest.mark.parametrize(
-    "opt",
-    [jopt.Lamb(), jopt.Adafactor(), jopt.Muon(), jopt.Adam(clipnorm=1.0)],
-    ids=lambda o: type(o).__name__,
-)
-def test_rules_that_read_a_leaf_whole_are_refused(opt: Any) -> None:
-    with pytest.raises(ValueError, match="norm"):
-        bucketed(opt)
-
-
 def test_non_optimizers_are_refused() -> None:
     with pytest.raises(TypeError, match="per-leaf rule"):
         Bucketed(jopt.chain())  # type: ignore[arg-type]

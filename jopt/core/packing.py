@@ -71,11 +71,15 @@ class Layout:
     treedef: Any
     places: tuple[Place, ...]
     buckets: tuple[tuple[str, str, int], ...]  # (name, dtype, size), sorted by name
+    # Buckets holding one leaf in its own shape (not raveled): see ``keep_shape``.
+    shaped: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         # A layout is static data of a state's pytree: jit hashes it on every call, so
         # the hash of a thousand places is computed once.
-        object.__setattr__(self, "_hash", hash((self.treedef, self.places, self.buckets)))
+        object.__setattr__(
+            self, "_hash", hash((self.treedef, self.places, self.buckets, self.shaped))
+        )
         object.__setattr__(self, "_sizes", {name: size for name, _, size in self.buckets})
 
     def __hash__(self) -> int:
@@ -87,6 +91,7 @@ class Layout:
         tree: PyTree,
         group: Callable[[str, Any], str | None] | None = None,
         max_bucket_size: int | None = None,
+        keep_shape: Callable[[str, Any], bool] | None = None,
     ) -> Layout:
         """The layout of ``tree``'s leaves (arrays or ``ShapeDtypeStruct``s).
 
@@ -95,11 +100,15 @@ class Layout:
         dtype's bucket. ``max_bucket_size`` starts a new bucket of the same dtype and
         group (named ``"float32:1"``, ``"float32:2"``...) before a bucket would grow past
         that many elements, so a step's temporaries stay one bucket's size.
+        ``keep_shape(path, leaf)`` true gives the leaf a bucket of its own, named after
+        its dtype, its path and its label, that holds it in its own shape (a rule that
+        reads a matrix's rows and columns sees the matrix).
         """
         flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
         sizes: dict[str, int] = {}
         dtypes: dict[str, str] = {}
         chunks: dict[str, int] = {}  # the current chunk of each dtype and group
+        shaped: set[str] = set()
         places = []
         for path_keys, leaf in flat:
             path = jax.tree_util.keystr(path_keys)
@@ -110,7 +119,12 @@ class Layout:
             size = int(np.prod(shape, dtype=np.int64))
             chunk = chunks.get(kind, 0)
             bucket = kind if not chunk else f"{kind}:{chunk}"
-            if max_bucket_size and sizes.get(bucket, 0) and sizes[bucket] + size > max_bucket_size:
+            if keep_shape is not None and keep_shape(path, leaf):
+                bucket = f"{dtype}/{path}" if label is None else f"{dtype}/{path}/{label}"
+                shaped.add(bucket)
+            elif (
+                max_bucket_size and sizes.get(bucket, 0) and sizes[bucket] + size > max_bucket_size
+            ):
                 chunks[kind] = chunk = chunk + 1
                 bucket = f"{kind}:{chunk}"
             offset = sizes.get(bucket, 0)
@@ -119,7 +133,7 @@ class Layout:
             dtypes[bucket] = dtype
         # Sorted by name: the order in which jax flattens the ``{bucket: buffer}`` dict.
         buckets = tuple((name, dtypes[name], sizes[name]) for name in sorted(sizes))
-        return cls(treedef, tuple(places), buckets)
+        return cls(treedef, tuple(places), buckets, frozenset(shaped))
 
     @property
     def bucket_names(self) -> tuple[str, ...]:
@@ -134,7 +148,8 @@ class Layout:
         leaves = self.treedef.flatten_up_to(tree)
         parts: dict[str, list[jax.Array]] = {name: [] for name in self.bucket_names}
         for place, leaf in zip(self.places, leaves, strict=True):
-            parts[place.bucket].append(jnp.ravel(jnp.asarray(leaf)))
+            leaf = jnp.asarray(leaf)
+            parts[place.bucket].append(leaf if place.bucket in self.shaped else jnp.ravel(leaf))
         return {name: xs[0] if len(xs) == 1 else jnp.concatenate(xs) for name, xs in parts.items()}
 
     def unpack(self, buckets: dict[str, jax.Array], offsets: PyTree | None = None) -> PyTree:
@@ -156,6 +171,9 @@ class Layout:
         leaves = []
         for place, start in zip(self.places, starts, strict=True):
             buffer = buckets[place.bucket]
+            if place.bucket in self.shaped:  # the leaf's own (a slot of another shape too)
+                leaves.append(buffer)
+                continue
             if place.size == buffer.shape[-1]:
                 flat = buffer
             elif start is None:
@@ -175,7 +193,9 @@ class Layout:
         is carried in a state or returned by the step, and either branch gives the
         right offsets, whatever the predicate.
         """
-        shared = [p.size != self.size_of(p.bucket) for p in self.places]
+        shared = [
+            p.bucket not in self.shaped and p.size != self.size_of(p.bucket) for p in self.places
+        ]
         probe = next((b for b in buckets.values() if b.size), None)
         if probe is None or not any(shared):
             return [None] * len(self.places)

@@ -195,14 +195,21 @@ class PerLeafRule(abc.ABC):
     Example:
         >>> import jopt
         >>> jopt.Adam().bucket_refusal() is None, jopt.Lamb().bucket_refusal() is None
+        (True, True)
+        >>> jopt.Adafactor().keeps_leaf_shape("['w']", 2), jopt.Adam().keeps_leaf_shape("['w']", 2)
         (True, False)
     """
 
     @abc.abstractmethod
     def bucket_refusal(self) -> str | None:
-        """Why the rule cannot run on flat buckets (it reads a leaf's shape or norm), or
-        ``None`` when each element is treated alone, so concatenated leaves keep their
-        numbers."""
+        """Why the rule cannot run on flat buckets, or ``None`` when it can: concatenated
+        leaves keep their numbers (per-leaf sums taken on segments, leaves whose shape
+        the rule reads kept apart, see :meth:`keeps_leaf_shape`)."""
+
+    @abc.abstractmethod
+    def keeps_leaf_shape(self, path: str, ndim: int) -> bool:
+        """Whether the rule reads the shape of the leaf at ``path`` of rank ``ndim`` (a
+        matrix's rows and columns), so a bucketed layout keeps it alone, unraveled."""
 
     @abc.abstractmethod
     def run(
@@ -212,9 +219,11 @@ class PerLeafRule(abc.ABC):
         params: PyTree | None,
         want_params: bool,
         decay_names: list[str | None] | None = None,
+        segments: list[Any] | None = None,
     ) -> tuple[PyTree, PyTree, Any]:
         """The whole update: ``(updates, new params or None, new state)``; ``decay_names``
-        gives each leaf's weight-decay hyperparameter (for buckets of leaves)."""
+        gives each leaf's weight-decay hyperparameter and ``segments`` its leaves' sizes
+        (for buckets of leaves)."""
 
     @abc.abstractmethod
     def weight_decay_name(self, path: str, ndim: int) -> str | None:

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jopt.core.packing import Layout
+from jopt.formulas import segments as leaf_segments
 from jopt.formulas.numerics import nonzero
 
 __all__ = [
@@ -144,6 +145,10 @@ class StepContext(NamedTuple):
         initial: the constructor's value of each of them, as Python numbers.
         cache: a dict the methods fill during one step, so that leaves of one dtype share
             one value; ``None`` computes each anew.
+        segments: ``None`` when the rule sees one leaf; a
+            :class:`~jopt.formulas.segments.Segments` when it sees a flat bucket of
+            leaves laid end to end (:func:`jopt.bucketed`). A rule that reads a leaf's
+            norm or mean asks :meth:`leaf_sum` and :meth:`spread`, which treat both alike.
 
     Example:
         >>> import jax.numpy as jnp, jopt
@@ -164,6 +169,36 @@ class StepContext(NamedTuple):
     hyperparams: Mapping[str, jax.Array] = {}
     initial: Mapping[str, float] = {}
     cache: dict[Any, Any] | None = None
+    segments: leaf_segments.Segments | None = None
+
+    def leaf_sum(self, x: jax.Array, dtype: Any = None) -> jax.Array:
+        """The sum of ``x`` over its leaf: ``jnp.sum(x, dtype=dtype)`` for a leaf, one sum
+        per leaf for a bucket of leaves (see :mod:`jopt.formulas.segments`); combine it
+        with the leaf's elements through :meth:`spread`.
+
+        Example:
+            >>> import jax.numpy as jnp, jopt
+            >>> from jopt.formulas.segments import Segments
+            >>> ctx = jopt.StepContext(jnp.int32(0), jnp.float32(0.1), {})
+            >>> x = jnp.array([3.0, 4.0, 1.0])
+            >>> ctx.leaf_sum(x ** 2)
+            Array(26., dtype=float32)
+            >>> bucket = ctx._replace(segments=Segments((2, 1)))  # leaves [3, 4] and [1]
+            >>> bucket.spread(jnp.sqrt(bucket.leaf_sum(x ** 2)))
+            Array([5., 5., 1.], dtype=float32)
+        """
+        return leaf_segments.leaf_sum(x, self.segments, dtype)
+
+    def spread(self, per_leaf: jax.Array) -> jax.Array:
+        """A value per leaf (from :meth:`leaf_sum`) ready to combine elementwise with the
+        leaf's elements: itself for a leaf (it broadcasts), repeated over each leaf's
+        elements for a bucket."""
+        return leaf_segments.spread(per_leaf, self.segments)
+
+    def leaf_size(self, x: Any) -> np.ndarray:
+        """The number of elements of ``x``'s leaf, a NumPy int64 array shaped like
+        :meth:`leaf_sum`'s result (``x.size`` for a leaf)."""
+        return leaf_segments.leaf_size(x, self.segments)
 
     def lr_as(self, dtype: Any) -> jax.Array:
         """The rate cast to a leaf's dtype, as Keras casts it to the variable's."""

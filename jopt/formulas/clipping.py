@@ -8,22 +8,31 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jopt.formulas.segments import Segments, leaf_sum, spread
+
 __all__ = ["clip_by_global_norm", "clip_by_norm", "clip_by_value"]
 
 
-def clip_by_norm(g: jax.Array, clipnorm: Any) -> jax.Array:
+def clip_by_norm(g: jax.Array, clipnorm: Any, segments: Segments | None = None) -> jax.Array:
     """Scales ``g`` so its L2 norm is at most ``clipnorm``: ``g * c / max(|g|, c)``.
 
     A zero gradient stays zero (Keras's two-sided ``where`` keeps NaN out of the sqrt).
+    With ``segments``, ``g`` is a bucket of leaves laid end to end and each leaf is
+    clipped by its own norm (see :mod:`jopt.formulas.segments`).
 
     Example:
         >>> clip_by_norm(jnp.array([3.0, 4.0]), 1.0)
         Array([0.6, 0.8], dtype=float32)
+        >>> clip_by_norm(jnp.array([3.0, 4.0, 0.5]), 1.0, Segments((2, 1)))
+        Array([0.6, 0.8, 0.5], dtype=float32)
     """
-    l2sum = jnp.sum(jnp.square(g), keepdims=True)
+    if segments is None:
+        l2sum = jnp.sum(jnp.square(g), keepdims=True)
+    else:
+        l2sum = leaf_sum(jnp.square(g), segments)
     positive = l2sum > 0
     l2norm = jnp.where(positive, jnp.sqrt(jnp.where(positive, l2sum, jnp.ones_like(l2sum))), l2sum)
-    return g * clipnorm / jnp.maximum(l2norm, clipnorm)
+    return g * clipnorm / spread(jnp.maximum(l2norm, clipnorm), segments)
 
 
 def global_norm(grads: Sequence[jax.Array]) -> jax.Array:

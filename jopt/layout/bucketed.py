@@ -1,5 +1,5 @@
-"""``jopt.bucketed(opt)``: an elementwise optimizer run on a few flat buckets instead of
-one leaf at a time, with the same numbers, for models with many small leaves."""
+"""``jopt.bucketed(opt)``: an optimizer run on a few flat buckets instead of one leaf at
+a time, with the same numbers, for models with many small leaves."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ class BucketedState(NamedTuple):
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class Bucketed(WrapsOne, Applies):
-    """An elementwise optimizer applied to flat buckets of leaves: fewer, longer kernels.
+    """An optimizer applied to flat buckets of leaves: fewer, longer kernels.
 
     Same rule, same numbers: the leaves of each dtype (and weight-decay group) are
     concatenated into one buffer, the optimizer's per-leaf rule runs once per buffer,
@@ -82,18 +82,29 @@ class Bucketed(WrapsOne, Applies):
     programs. ``global_clipnorm`` sums the squares in the buckets' order, a rounding
     apart from the per-leaf sum.
 
+    Every jopt optimizer and option runs bucketed. A per-leaf norm or mean (``clipnorm``,
+    Lamb's and LARS's trust ratios, Adafactor's RMS of the weights and of the update) is
+    a segment sum over the bucket (:meth:`jopt.StepContext.leaf_sum`), and Prodigy's
+    sums over every leaf run over the buckets: the same terms in another order, a few
+    float32 roundings apart from the per-leaf rule. A leaf whose shape the rule reads
+    (:meth:`jopt.Optimizer.keeps_leaf_shape`: Adafactor's matrices, factored; Muon's
+    matrices, orthogonalized) keeps a bucket of its own in its own shape, with the
+    per-leaf update; the other leaves share buckets (Muon's AdamW leaves, Adafactor's
+    vectors and scalars).
+
     Params sharded over several devices fall back to the optimizer's per-leaf state
     (``state.offsets is None``), which keeps every sharding.
 
     Args:
-        inner: an optimizer whose rule is elementwise (:attr:`Optimizer.elementwise`):
-            not Lamb, Adafactor or Muon, and without ``clipnorm`` (a per-leaf norm).
+        inner: a per-leaf rule (any jopt optimizer, with any options).
         max_leaf_size: leaves with more elements keep a bucket of their own (their
             update is the per-leaf one; copying them into a shared bucket and back
             costs more than it saves). Default ``8192``; 0 keeps every leaf alone.
 
     Raises:
-        ValueError: a rule or option that reads a leaf's shape or norm.
+        TypeError: ``inner`` is not a per-leaf rule.
+        ValueError: a rule whose ``bucket_refusal()`` says why it cannot run on buckets
+            (none of jopt's).
 
     Example:
         >>> import jax.numpy as jnp, jopt
@@ -203,8 +214,8 @@ def bucketed(opt: Any, max_leaf_size: int = MAX_LEAF_SIZE) -> Any:
     ``bucketed(SkipNonFinite(Adam()))`` is ``SkipNonFinite(bucketed(Adam()))``.
 
     Raises:
-        TypeError: ``opt`` neither is nor holds a per-leaf rule (an optax transformation).
-        ValueError: a rule or option that reads a leaf's shape or norm.
+        TypeError: ``opt`` neither is nor holds a per-leaf rule (an optax transformation,
+            ``jopt.LBFGS``).
 
     Example:
         >>> import jax.numpy as jnp, jopt

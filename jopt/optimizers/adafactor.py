@@ -45,8 +45,17 @@ def _factored_axes(ndim: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return tuple(range(ndim - 1)), (*range(ndim - 2), ndim - 1)
 
 
-def _rms(x: jax.Array) -> jax.Array:
-    return jnp.sqrt(_mean(jnp.square(x)))
+def _leaf_rms(x: jax.Array, ctx: StepContext) -> jax.Array:
+    """``sqrt(mean(x**2))`` over ``x``'s whole leaf, with :func:`_mean`'s arithmetic; one
+    per leaf of a bucket (:meth:`StepContext.leaf_sum`)."""
+    squares = jnp.square(x)
+    if ctx.segments is None:
+        return jnp.sqrt(_mean(squares))
+    compute = jnp.promote_types(x.dtype, jnp.float32)
+    with np.errstate(divide="ignore"):  # as _mean: f32(1 / n), rounded once per leaf
+        reciprocal = np.asarray(1, compute) / ctx.leaf_size(x).astype(compute)
+    total = ctx.leaf_sum(squares, compute)
+    return jnp.sqrt((total * reciprocal).astype(x.dtype))
 
 
 class Adafactor(Optimizer):
@@ -107,7 +116,8 @@ class Adafactor(Optimizer):
         Array([0.9, 0.9, 0.9], dtype=float32)
     """
 
-    elementwise = False  # reads each leaf's shape or norm
+    elementwise = False  # reads each leaf's shape and RMS (bucketed: matrices kept apart)
+    rule_reads_params = True
 
     keras_name = "adafactor"
     exact_slots: ClassVar[dict[str, str]] = {
@@ -147,6 +157,11 @@ class Adafactor(Optimizer):
         # "velocity" first: it has the params' shapes, so the base checks grads against it.
         return ("velocity", "r", "c")
 
+    def keeps_leaf_shape(self, path: str, ndim: int) -> bool:
+        """Leaves of rank >= 2 (factored over their last two axes) keep their shape."""
+        del path
+        return ndim >= 2
+
     def init_slot(self, name: str, param: jax.Array, dtype: Any, path: str) -> jax.Array:
         """``"r"`` and ``"c"`` in their factored shapes, each kept axis split as the param's.
 
@@ -174,7 +189,7 @@ class Adafactor(Optimizer):
         if not callable(self.learning_rate) and self.relative_step:
             lr = jnp.minimum(lr, 1 / jnp.sqrt(t))
         rho = jnp.minimum(lr, 1 / jnp.sqrt(t))
-        alpha = jnp.maximum(ctx.cast("epsilon_2", dtype), _rms(p)) * rho
+        alpha = jnp.maximum(ctx.cast("epsilon_2", dtype), _leaf_rms(p, ctx)) * rho
         s = jnp.square(g) + ctx.epsilon("epsilon_1", dtype)
         # A Python exponent as Keras's (an int takes integer_pow); a changed one in dtype.
         beta_2_t = 1 - ctx.hyper(
@@ -192,5 +207,5 @@ class Adafactor(Optimizer):
         else:
             new["velocity"] = ema_mix(slots["velocity"], s, beta_2_t, one_minus)
         u = g / jnp.sqrt(new["velocity"])
-        u = u / jnp.maximum(one, _rms(u) / ctx.value("clip_threshold", dtype))
-        return -(alpha * u), new
+        u = u / ctx.spread(jnp.maximum(one, _leaf_rms(u, ctx) / ctx.value("clip_threshold", dtype)))
+        return -(ctx.spread(alpha) * u), new

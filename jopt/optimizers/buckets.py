@@ -23,6 +23,7 @@ from jopt.core.packing import Layout, Place
 from jopt.core.protocol import PerLeafRule
 from jopt.core.pytrees import check_same_tree
 from jopt.core.slot_storage import values
+from jopt.formulas.segments import Segments
 
 __all__ = [
     "AUTO_MIN_SMALL_LEAVES",
@@ -100,11 +101,17 @@ def _layout(
     def group(path: str, leaf: Any) -> str | None:
         decayed = rule.weight_decay_name(path, len(leaf.shape))
         label = None if decayed or not rule.decays_weights() else "no_decay"
-        if math.prod(leaf.shape) > max_leaf_size:
+        # A leaf decayed by another hyperparameter than weight_decay (Muon's
+        # adam_weight_decay) gets a label of its own, so a bucket has one decay.
+        label = decayed if decayed not in (None, "weight_decay") else label
+        if math.prod(leaf.shape) > max_leaf_size and not keep_shape(path, leaf):
             return path if label is None else f"{path}/{label}"
         return label
 
-    return Layout.of(tree, group, MAX_BUCKET_SIZE)
+    def keep_shape(path: str, leaf: Any) -> bool:
+        return bool(rule.keeps_leaf_shape(path, len(leaf.shape)))
+
+    return Layout.of(tree, group, MAX_BUCKET_SIZE, keep_shape)
 
 
 def _decay_names(rule: PerLeafRule, layout: Layout) -> list[str | None]:
@@ -127,7 +134,7 @@ def init_buckets(
     layout = bucket_layout(rule, params, max_leaf_size)
     # Scalars follow the params as given (Nadam keeps its in the first leaf's dtype).
     inner = rule.init_leaves(layout.pack(params))._replace(scalars=rule.init_scalars(params))
-    return inner, layout
+    return _init_shaped_slots(rule, inner, layout, params), layout
 
 
 def step_buckets(
@@ -153,16 +160,17 @@ def step_buckets(
         check_same_tree(expected, params, "the state's params", "params")
     flat_grads = layout.pack(grads)
     names = _decay_names(rule, layout)
+    segments = bucket_segments(layout)
     dtypes = [jnp.dtype(p.dtype) for p in layout.places]
     if want_params and rule.sets_params(dtypes):
         # The rule's own new values (decayed, assigned, averaged or widened params).
-        _, new_flat, inner = rule.run(flat_grads, state, layout.pack(params), True, names)
+        _, new_flat, inner = rule.run(flat_grads, state, layout.pack(params), True, names, segments)
         return layout.unpack(new_flat), inner
     # new = param + update, as the per-leaf rule computes it: no packed params unless read
     # (``update`` hands them on whenever given; unused, jit drops the copy).
     read = params is not None and (not want_params or rule.reads_params())
     packed = layout.pack(params) if read else None
-    updates, _, inner = rule.run(flat_grads, state, packed, False, names)
+    updates, _, inner = rule.run(flat_grads, state, packed, False, names, segments)
     unpacked = layout.unpack(updates)
     if want_params:
         # In the param's dtype, as the per-leaf rule's: an update can be wider (a bfloat16
@@ -173,4 +181,60 @@ def step_buckets(
 
 def unpack_slots(slots: dict[str, Any], layout: Layout) -> dict[str, PyTree]:
     """Each packed slot by name, in the params' structure (8-bit slots as float32)."""
-    return {name: layout.unpack(values(flat)) for name, flat in slots.items()}
+    return {name: _unpack_slot(layout, values(flat)) for name, flat in slots.items()}
+
+
+# ---- rules that read a leaf's norm or shape ------------------------------------------
+
+
+def bucket_segments(layout: Layout) -> list[Segments | None]:
+    """Each bucket's leaf sizes in ``bucket_names`` order (:class:`Segments`), for the
+    rule's per-leaf sums; ``None`` for a bucket of one leaf (its sum is the bucket's)."""
+    sizes: dict[str, list[int]] = {name: [] for name in layout.bucket_names}
+    for place in layout.places:  # in offset order within each bucket
+        sizes[place.bucket].append(place.size)
+    return [Segments(tuple(sizes[n])) if len(sizes[n]) > 1 else None for n in layout.bucket_names]
+
+
+def _init_shaped_slots(rule: PerLeafRule, state: Any, layout: Layout, params: PyTree) -> Any:
+    """``state`` with the slots of each bucket that keeps its leaf's shape initialized
+    from the leaf at its own path (a rule such as Muon's chooses the slot by path)."""
+    if not layout.shaped:
+        return state
+    flat = layout.treedef.flatten_up_to(params)
+    alone = layout.treedef.unflatten(
+        [x if p.bucket in layout.shaped else None for p, x in zip(layout.places, flat, strict=True)]
+    )
+    own = rule.init_leaves(alone)  # the other leaves are None: empty subtrees
+    structure: Any = jax.tree_util.tree_structure(alone)  # jax's stub lacks flatten_up_to
+    buckets = [p.bucket for p in layout.places if p.bucket in layout.shaped]
+    slots = {}
+    for name, by_bucket in state.slots.items():
+        shaped = structure.flatten_up_to(own.slots[name])  # an 8-bit slot stays whole
+        slots[name] = {**by_bucket, **dict(zip(buckets, shaped, strict=True))}
+    return state._replace(slots=slots)
+
+
+def _unpack_slot(layout: Layout, buckets: dict[str, Any]) -> PyTree:
+    """A slot's buckets in the params' structure. A shared bucket whose slot is not
+    bucket-shaped holds the rule's placeholder for each of its leaves (Adafactor's
+    ``r`` and ``c`` of a vector), which every leaf of the bucket gets as it is."""
+    sizes = {name: size for name, _, size in layout.buckets}
+    odd = {
+        name
+        for name, x in buckets.items()
+        if name not in layout.shaped and jnp.shape(x) != (sizes[name],)
+    }
+    if not odd:
+        return layout.unpack(buckets)
+    regular = {
+        name: jnp.zeros((sizes[name],), jnp.result_type(x)) if name in odd else x
+        for name, x in buckets.items()
+    }
+    leaves = layout.treedef.flatten_up_to(layout.unpack(regular))
+    return layout.treedef.unflatten(
+        [
+            buckets[p.bucket] if p.bucket in odd else leaf
+            for p, leaf in zip(layout.places, leaves, strict=True)
+        ]
+    )

@@ -17,10 +17,11 @@ from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 __all__ = ["Lamb"]
 
 
-def _trust_ratio(w: jax.Array, update: jax.Array) -> jax.Array:
-    """``||w|| / ||update||`` over the whole leaf, or 1 where either norm is 0 (Keras's Lamb)."""
-    w_norm = jnp.sqrt(jnp.sum(jnp.power(w, 2)))
-    u_norm = jnp.sqrt(jnp.sum(jnp.power(update, 2)))
+def _trust_ratio(w: jax.Array, update: jax.Array, ctx: StepContext) -> jax.Array:
+    """``||w|| / ||update||`` over the whole leaf, or 1 where either norm is 0 (Keras's
+    Lamb); one per leaf of a bucket (:meth:`StepContext.leaf_sum`)."""
+    w_norm = jnp.sqrt(ctx.leaf_sum(jnp.power(w, 2)))
+    u_norm = jnp.sqrt(ctx.leaf_sum(jnp.power(update, 2)))
     return jnp.where(w_norm > 0, jnp.where(u_norm > 0, w_norm / u_norm, 1.0), 1.0)
 
 
@@ -60,7 +61,8 @@ class Lamb(Optimizer):
         Array([2.6464467, 3.6464467], dtype=float32)
     """
 
-    elementwise = False  # reads each leaf's shape or norm
+    elementwise = False  # reads each leaf's norm (bucketed: a segment sum)
+    rule_reads_params = True
 
     keras_name = "lamb"
     nonnegative_slots = frozenset({"velocity"})
@@ -103,5 +105,5 @@ class Lamb(Optimizer):
         m_hat = m / (1.0 - beta_1_power)
         v_sqrt = jnp.sqrt(v / (1.0 - beta_2_power)) + ctx.epsilon("epsilon", v.dtype)
         update = m_hat / v_sqrt
-        ratio = _trust_ratio(jnp.asarray(p, dtype), update)
-        return -(ratio * lr * update), {"momentum": m, "velocity": v}
+        ratio = ctx.spread(_trust_ratio(jnp.asarray(p, dtype), update, ctx) * lr)
+        return -(ratio * update), {"momentum": m, "velocity": v}

@@ -16,10 +16,13 @@ from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 __all__ = ["LARS"]
 
 
-def lars_trust_ratio(w: jax.Array, u: jax.Array, coefficient: Any, epsilon: Any) -> jax.Array:
+def lars_trust_ratio(
+    w: jax.Array, u: jax.Array, coefficient: Any, epsilon: Any, ctx: StepContext
+) -> jax.Array:
     """``coefficient * ||w|| / (||u|| + epsilon)`` over the whole leaf, or 1 where either
-    norm is 0 (optax's ``scale_by_trust_ratio``)."""
-    w_norm, u_norm = jnp.linalg.norm(w), jnp.linalg.norm(u)
+    norm is 0 (optax's ``scale_by_trust_ratio``); one per leaf of a bucket
+    (:meth:`StepContext.leaf_sum`). The norms are ``jnp.linalg.norm``'s arithmetic."""
+    w_norm, u_norm = (jnp.sqrt(ctx.leaf_sum(x * x)) for x in (w, u))
     ratio = coefficient * w_norm / (u_norm + epsilon)
     return jnp.where((w_norm == 0) | (u_norm == 0), jnp.ones([], w.dtype), ratio)
 
@@ -60,7 +63,8 @@ class LARS(Optimizer):
         Array([2.995, 4.   ], dtype=float32)
     """
 
-    elementwise = False  # the trust ratio reads each leaf's norms
+    elementwise = False  # the trust ratio reads each leaf's norms (bucketed: segment sums)
+    rule_reads_params = True
 
     keras_name = "lars"
     momentum = Hyperparam(0.9, unit_interval)
@@ -102,9 +106,9 @@ class LARS(Optimizer):
         dtype = g.dtype
         u = g + ctx.cast("coupled_weight_decay", dtype) * p
         ratio = lars_trust_ratio(
-            p, u, ctx.cast("trust_coefficient", dtype), ctx.cast("epsilon", dtype)
+            p, u, ctx.cast("trust_coefficient", dtype), ctx.cast("epsilon", dtype), ctx
         )
-        u = -ctx.lr_as(dtype) * (u * ratio)
+        u = -ctx.lr_as(dtype) * (u * ctx.spread(ratio))
         momentum = ctx.cast("momentum", dtype)
         m = u + momentum * slots["momentum"]
         return (u + momentum * m if self.nesterov else m), {"momentum": m}

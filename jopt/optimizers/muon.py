@@ -125,7 +125,7 @@ class Muon(Optimizer):
         Array([-0.0099999, -0.0099999], dtype=float32)
     """
 
-    elementwise = False  # reads each leaf's shape or norm
+    elementwise = False  # reads each matrix's shape (bucketed: kept apart)
 
     keras_name = "muon"
     nonnegative_slots = frozenset({"velocity"})
@@ -214,6 +214,10 @@ class Muon(Optimizer):
 
     def slot_names(self) -> tuple[str, ...]:
         return ("momentum", "velocity")
+
+    def keeps_leaf_shape(self, path: str, ndim: int) -> bool:
+        """Leaves on the Muon rule (orthogonalized as matrices) keep their shape."""
+        return not self.uses_adamw(path, ndim)
 
     def init_slot(self, name: str, param: jax.Array, dtype: Any, path: str) -> jax.Array:
         """A ``"velocity"`` slot only on the leaves on the AdamW rule."""

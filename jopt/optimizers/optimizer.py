@@ -82,9 +82,17 @@ class Optimizer(
     assigns_params: ClassVar[bool] = False
 
     #: True when the rule treats every element alone (given the step's shared scalars),
-    #: so leaves may be concatenated into flat buckets with identical numbers
-    #: (:func:`jopt.bucketed`). False for rules that read a leaf's shape or norm.
+    #: so leaves may be concatenated into flat buckets with identical numbers, and
+    #: params packed by :func:`jopt.layout.pack` train as the tree does. False for rules
+    #: that read a leaf's shape or norm (or sum over every leaf): :func:`jopt.bucketed`
+    #: still runs them (per-leaf sums on segments, see :meth:`StepContext.leaf_sum`, and
+    #: :meth:`keeps_leaf_shape`), a float32 rounding apart, but packed params would
+    #: make a whole bucket one leaf.
     elementwise: ClassVar[bool] = True
+
+    #: True when :meth:`leaf_update` reads the param itself (Lamb's trust ratio,
+    #: Adafactor's RMS of the weights), so ``update`` needs the params.
+    rule_reads_params: ClassVar[bool] = False
 
     #: Slots whose values are never negative (a second moment, an accumulator): stored
     #: ``"int8"`` with the unsigned map, twice as fine (see :mod:`jopt.core.slot_storage`).
@@ -232,9 +240,14 @@ class Optimizer(
             return False
         if self.layout == "bucketed":
             return True
+        # Automatically only where the packed step is the per-leaf arithmetic element for
+        # element: an elementwise rule, no per-leaf norm (a segment sum adds in another
+        # order), 8-bit blocks per leaf.
         return (
-            self.bucket_refusal() is None
-            and not any(d == "int8" for _, d in self.slot_dtypes or ())  # blocks per leaf
+            self.elementwise
+            and not self.clipnorm
+            and self.bucket_refusal() is None
+            and not any(d == "int8" for _, d in self.slot_dtypes or ())
             and buckets.many_small_leaves(params)
         )
 
@@ -321,14 +334,20 @@ class Optimizer(
         params: PyTree | None,
         want_params: bool,
         decay_names: list[str | None] | None = None,
+        segments: list[Any] | None = None,
     ) -> tuple[PyTree, PyTree, OptimizerState]:
         """The whole update, in Keras's order: unscale, accumulate, clip, decay the
         weights, the rule, average the params; returns (updates, new params, state).
 
         ``decay_names`` (one per leaf) replaces :meth:`weight_decay_name`'s choice, for
-        leaves that are buckets of params rather than params (:func:`jopt.bucketed`).
+        leaves that are buckets of params rather than params (:func:`jopt.bucketed`);
+        ``segments`` (one per leaf) gives such a bucket's leaf sizes
+        (:class:`~jopt.formulas.segments.Segments`, or ``None`` for a leaf alone), so
+        that ``clipnorm`` and the rule's per-leaf sums (:meth:`StepContext.leaf_sum`)
+        are taken leaf by leaf.
         """
         s = stages.prepare(self, grads, state, params, want_params)
+        s.segments = segments
         stages.unscale(self, s)
         stages.accumulate(self, s)
         stages.clip(self, s)
@@ -352,22 +371,24 @@ class Optimizer(
         )
 
     def bucket_refusal(self) -> str | None:
-        """Why this rule cannot run on flat buckets of leaves, or ``None`` when it can."""
-        if not self.elementwise:
-            return (
-                f"bucketed needs an elementwise rule; {type(self).__name__}'s reads each "
-                "leaf's shape or norm, so it runs per leaf: use it directly"
-            )
-        if self.clipnorm:
-            return (
-                "bucketed cannot apply clipnorm (a norm per leaf); use global_clipnorm, or "
-                "the optimizer directly"
-            )
+        """Why this rule cannot run on flat buckets of leaves, or ``None`` when it can:
+        always ``None`` for jopt's rules and options. A per-leaf norm or mean
+        (``clipnorm``, Lamb's and LARS's trust ratios, Adafactor's RMS) is a segment sum
+        over the bucket (:meth:`StepContext.leaf_sum`); a leaf whose shape the rule
+        reads (:meth:`keeps_leaf_shape`) has a bucket of its own, in its shape."""
         return None
 
+    def keeps_leaf_shape(self, path: str, ndim: int) -> bool:
+        """Whether :meth:`leaf_update` reads the shape of the leaf at ``path`` of rank
+        ``ndim`` (Adafactor's factored moments, Muon's orthogonalized matrices), so
+        :func:`jopt.bucketed` keeps it alone and unraveled. ``False`` by default."""
+        del path, ndim
+        return False
+
     def reads_params(self) -> bool:
-        """Whether ``update`` reads the params: weight decay or an average of them."""
-        return self.decays_weights() or self.use_ema
+        """Whether ``update`` reads the params: the rule itself
+        (:attr:`rule_reads_params`), weight decay or an average of them."""
+        return self.rule_reads_params or self.decays_weights() or self.use_ema
 
     def decays_weights(self) -> bool:
         """Whether any leaf gets weight decay (then the params are needed)."""

@@ -56,8 +56,9 @@ class Prodigy(Optimizer):
     ``d`` (starting at ``d0``) and ``N`` are optimizer-wide float32 scalars (optax keeps
     them in the params' lowest dtype); the slot "initial_params" holds ``w0``. The sums
     span all leaves, computed once per step before the leaves
-    (:meth:`begin_step_with_leaves`), so ``jopt.bucketed`` does not take it, and a NaN
-    or Inf in one gradient element makes every leaf NaN, as in optax.
+    (:meth:`begin_step_with_leaves`; under ``jopt.bucketed`` over the buckets, the
+    same elements summed in another order), and a NaN or Inf in one gradient element
+    makes every leaf NaN, as in optax.
     While every gradient so far is zero (``sum(|s|) = 0``) ``d`` stays as it is; optax's
     estimate is then ``0 / 0`` and its params NaN; and ``d * epsilon`` is kept above 0
     in a float16 leaf. ``adaptive_weight_decay`` is optax's ``weight_decay`` (scaled by
@@ -88,7 +89,8 @@ class Prodigy(Optimizer):
         True
     """
 
-    elementwise = False  # its estimate sums over every leaf
+    elementwise = False  # its estimate sums over every leaf (bucketed: over the buckets)
+    rule_reads_params = True
 
     keras_name = "prodigy"
     beta_1 = Hyperparam(0.9, unit_interval_open)

@@ -59,6 +59,12 @@ class Step:
     updates: list[Any] = dataclasses.field(default_factory=list)
     new_values: list[Any] = dataclasses.field(default_factory=list)  # in cdtypes, or None
     new_p: list[Any] = dataclasses.field(default_factory=list)  # in the params' dtypes
+    # Each leaf's Segments when it is a bucket of leaves (jopt.bucketed), else None.
+    segments: list[Any] | None = None
+
+    def leaf_segments(self, i: int) -> Any:
+        """Leaf ``i``'s :class:`~jopt.formulas.segments.Segments`, or ``None``."""
+        return None if self.segments is None else self.segments[i]
 
 
 def prepare(
@@ -74,9 +80,9 @@ def prepare(
         check_same_tree(params, grads, "params", "grads")
         check_float_leaves(params, "params")
     elif want_params or opt.reads_params():
+        why = "" if opt.rule_reads_params else " with weight_decay or use_ema"
         raise ValueError(
-            f"{type(opt).__name__} with weight_decay or use_ema needs params: "
-            "call update(grads, state, params)"
+            f"{type(opt).__name__}{why} needs params: call update(grads, state, params)"
         )
     flat, treedef_ = jax.tree_util.tree_flatten_with_path(grads)
     treedef: Any = treedef_  # jax's stub lacks flatten_up_to
@@ -137,7 +143,10 @@ def clip(opt: Optimizer, s: Step) -> None:
     """Keras's clipping, in its order of precedence (at most one is set)."""
     ctx, g = s.ctx, s.g
     if opt.clipnorm:
-        s.g = [clip_by_norm(x, ctx.value("clipnorm", x.dtype)) for x in g]
+        s.g = [
+            clip_by_norm(x, ctx.value("clipnorm", x.dtype), s.leaf_segments(i))
+            for i, x in enumerate(g)
+        ]
     elif opt.global_clipnorm and g:
         dtype = jnp.result_type(*g)  # the global norm's
         s.g = clip_by_global_norm(
@@ -172,7 +181,9 @@ def rule(opt: Optimizer, s: Step, decay_names: list[str | None] | None) -> None:
         if wd:
             base = decay_weights(pi, ctx.cast(wd, dtype), lr.astype(dtype))
         loaded = {n: slot_storage.load(s.slots[n][i], dtype) for n in names}
-        u, new = opt.leaf_update(gi, base, loaded, ctx)
+        segments = s.leaf_segments(i)  # a bucket's leaves: the rule's per-leaf sums
+        leaf_ctx = ctx if segments is None else ctx._replace(segments=segments)
+        u, new = opt.leaf_update(gi, base, loaded, leaf_ctx)
         new = {n: slot_storage.store(new[n], s.slots[n][i]) for n in names}  # stored forms
         # An assigning rule returned the new value itself; its update is the difference.
         value = u if opt.assigns_params else None
