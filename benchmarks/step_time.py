@@ -199,6 +199,30 @@ def torch_temporaries(opt: Any) -> int:
     return max([0, *(e.cpu_memory_usage for e in prof.events())])
 
 
+def time_rotated(
+    runners: list[Runner], reps: int, carries: dict[str, Any], result: dict[str, Any]
+) -> None:
+    """Times every runner ``reps`` times, one step each per repetition in a rotated
+    order (machine drift hits them alike), into ``result["step_s"]``."""
+    for _ in range(2):  # settle: caches, allocator, branch predictors
+        for r in runners:
+            r.run()
+    gc.collect()
+    for rep in range(reps):
+        shift = rep % len(runners)
+        for r in runners[shift:] + runners[:shift]:
+            r.times.append(r.run())
+    for r in runners:
+        carry = carries.get(r.key)
+        result["step_s"][r.key] = {
+            "median": statistics.median(r.times),
+            "min": min(r.times),
+            "samples": r.times,
+            "donation_effective": None if carry is None else carry.donation_effective,
+        }
+    result["loadavg_1m"] = os.getloadavg()[0]
+
+
 def bench_group(
     contest: Contest,
     tree: TreeSpec,
@@ -226,23 +250,7 @@ def bench_group(
         r = torch_runner(mode, contest, params, grads, result)
         if r is not None:
             runners.append(r)
-    for _ in range(2):  # settle: caches, allocator, branch predictors
-        for r in runners:
-            r.run()
-    gc.collect()
-    for rep in range(reps):
-        shift = rep % len(runners)
-        for r in runners[shift:] + runners[:shift]:
-            r.times.append(r.run())
-    for r in runners:
-        carry = carries.get(r.key)
-        result["step_s"][r.key] = {
-            "median": statistics.median(r.times),
-            "min": min(r.times),
-            "samples": r.times,
-            "donation_effective": None if carry is None else carry.donation_effective,
-        }
-    result["loadavg_1m"] = os.getloadavg()[0]
+    time_rotated(runners, reps, carries, result)
     return result
 
 

@@ -44,8 +44,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -62,7 +60,7 @@ from contenders import Contest, make_contests
 from flax.training import train_state as flax_train_state
 from report import table
 from run_facts import RunFacts
-from step_time import Runner, memory
+from step_time import Runner, memory, time_rotated
 from trees import TreeSpec, tree_bytes
 
 import jopt
@@ -450,22 +448,7 @@ def bench_group(
         if tx is contest.optax and name in names and "optax" in after:
             oracle[name] = after["optax"]
     result["agreement"] = agree(contest, params, after, oracle)
-    for _ in range(2):  # settle: caches, allocator
-        for r in runners:
-            r.run()
-    gc.collect()
-    for rep in range(reps):
-        shift = rep % len(runners)
-        for r in runners[shift:] + runners[:shift]:
-            r.times.append(r.run())
-    for r in runners:
-        result["step_s"][r.key] = {
-            "median": statistics.median(r.times),
-            "min": min(r.times),
-            "samples": r.times,
-            "donation_effective": carries[r.key].donation_effective,
-        }
-    result["loadavg_1m"] = os.getloadavg()[0]
+    time_rotated(runners, reps, carries, result)
     return result
 
 
