@@ -103,8 +103,13 @@ def run(tx: Any, params: Any, grads: list[Any], scale: float = 1.0) -> tuple[Any
 
 def close(actual: Any, expected: Any) -> None:
     # Equal arithmetic in another arrangement: a few float32 ulps (bucketed's 0-d leaf,
-    # a partition's per-group sums).
-    chex.assert_trees_all_close(actual, expected, rtol=1e-6, atol=1e-7)
+    # a partition's per-group sums). bfloat16 params (master weights) are the rounding of
+    # float32 master copies that agree to those ulps; one that sits on a rounding
+    # boundary lands one bfloat16 ulp (at most 2^-7 relative) away: seen in a chain,
+    # whose compiled program fuses the same rule differently.
+    bf16 = any(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(expected))
+    rtol, atol = (2.0**-7, 0.0) if bf16 else (1e-6, 1e-7)
+    chex.assert_trees_all_close(actual, expected, rtol=rtol, atol=atol)
 
 
 def check_reference(opt: Any, params: Any, grads: list[Any]) -> Any:
