@@ -30,7 +30,7 @@ def test_step_time_benchmark_quick_run(tmp_path: Path) -> None:
     result = json.loads(out.read_text())
     assert (tmp_path / "step_time.png").stat().st_size > 0
 
-    expected = {"jopt", "jopt.bucketed", "jopt.packed", "optax", "keras"}
+    expected = {"jopt", "jopt.per_leaf", "jopt.packed", "optax", "keras"}
     if importlib.util.find_spec("torch") is not None:
         expected |= {"torch.fused", "torch.foreach"}
     assert set(result["meta"]["libraries"]) == expected
