@@ -111,7 +111,7 @@ def test_auto_layout_matches_per_leaf_eagerly(opt: jopt.Optimizer, exact: bool) 
     chex.assert_trees_all_close(opt.slots(s, PARAMS), ref.slots(rs), **close)
     if opt.use_ema:
         chex.assert_trees_all_close(
-            opt.averaged_params(s, PARAMS), ref.averaged_params(rs), **close
+            opt.averaged_params(s), ref.averaged_params(rs), **close
         )
 
 

@@ -439,7 +439,7 @@ class Optimizer(
             return buckets.unpack_slots(state.slots, layout)
         return {name: slot_storage.values(slot) for name, slot in state.slots.items()}
 
-    def averaged_params(self, state: OptimizerState, params: PyTree | None = None) -> PyTree:
+    def averaged_params(self, state: OptimizerState) -> PyTree:
         """The EMA of the params kept in the state (``use_ema=True``), shaped like the params.
 
         Keras's ``optimizer.finalize_variable_values`` copies these into the model; here
