@@ -13,6 +13,7 @@ import numpy as np
 
 from jopt.core.packing import Layout
 from jopt.formulas import segments as leaf_segments
+from jopt.formulas.bias_correction import beta_power
 from jopt.formulas.numerics import nonzero
 
 __all__ = [
@@ -211,6 +212,25 @@ class StepContext(NamedTuple):
         # In uint32, as Keras adds in int64: at the saturated int32 step, + 1 must not wrap.
         return self.shared(
             ("count", jnp.dtype(dtype)), lambda: (self.step.astype(jnp.uint32) + 1).astype(dtype)
+        )
+
+    def beta_power(self, name: str, ahead: int = 0) -> jax.Array:
+        """``beta ** t`` in float32 for the live hyperparameter ``name``, with ``t`` this
+        update's 1-based count plus ``ahead``: the bias correction's power, computed once
+        per step and shared by every leaf.
+
+        Example:
+            >>> import jax.numpy as jnp
+            >>> from jopt.core.state import StepContext
+            >>> ctx = StepContext(jnp.int32(2), jnp.float32(0.1), {}, {"beta_1": jnp.float32(0.5)},
+            ...                   {"beta_1": 0.5}, {})
+            >>> float(ctx.beta_power("beta_1")), float(ctx.beta_power("beta_1", ahead=1))
+            (0.125, 0.0625)
+        """
+        t = self.count(jnp.float32)
+        return self.shared(
+            ("beta power", name, ahead),
+            lambda: beta_power(self.cast(name, jnp.float32), t + ahead if ahead else t),
         )
 
     def shared(self, key: Any, make: Callable[[], Any]) -> Any:

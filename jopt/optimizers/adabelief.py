@@ -11,7 +11,7 @@ from typing_extensions import Unpack
 from jopt.core.declarations import Hyperparam, boolean, non_negative, unit_interval_open
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.formulas.bias_correction import beta_power, debias, nesterov_debias
+from jopt.formulas.bias_correction import debias, nesterov_debias
 from jopt.formulas.moments import ema_mix
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 
@@ -82,14 +82,8 @@ class AdaBelief(Optimizer):
         self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext
     ) -> tuple[jax.Array, dict[str, Any]]:
         dtype = g.dtype
-        b1t, b1t1, b2t = ctx.shared(
-            ("adabelief powers", dtype),
-            lambda: (
-                beta_power(ctx.cast("beta_1", jnp.float32), ctx.count(jnp.float32)),
-                beta_power(ctx.cast("beta_1", jnp.float32), ctx.count(jnp.float32) + 1),
-                beta_power(ctx.cast("beta_2", jnp.float32), ctx.count(jnp.float32)),
-            ),
-        )
+        b1t, b2t = ctx.beta_power("beta_1"), ctx.beta_power("beta_2")
+        b1t1 = ctx.beta_power("beta_1", ahead=1)
         b1, c1 = ctx.cast("beta_1", dtype), ctx.complement("beta_1", dtype)
         m = ema_mix(slots["momentum"], g, b1, c1)
         s = ema_mix(

@@ -11,7 +11,7 @@ from typing_extensions import Unpack
 from jopt.core.declarations import Hyperparam, non_negative, unit_interval_open
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.formulas.bias_correction import beta_power, debias
+from jopt.formulas.bias_correction import debias
 from jopt.formulas.moments import ema_mix
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 
@@ -82,13 +82,7 @@ class AdEMAMix(Optimizer):
         self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext
     ) -> tuple[jax.Array, dict[str, Any]]:
         dtype = g.dtype
-        b1t, b2t = ctx.shared(
-            ("ademamix powers", dtype),
-            lambda: tuple(
-                beta_power(ctx.cast(b, jnp.float32), ctx.count(jnp.float32))
-                for b in ("beta_1", "beta_2")
-            ),
-        )
+        b1t, b2t = ctx.beta_power("beta_1"), ctx.beta_power("beta_2")
 
         def ema(slot: str, beta: str, x: jax.Array) -> jax.Array:
             return ema_mix(slots[slot], x, ctx.cast(beta, dtype), ctx.complement(beta, dtype))

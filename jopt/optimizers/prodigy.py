@@ -21,7 +21,6 @@ from jopt.core.declarations import (
 )
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.formulas.bias_correction import beta_power
 from jopt.formulas.moments import ema_mix
 from jopt.formulas.numerics import nonzero
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
@@ -165,10 +164,9 @@ class Prodigy(Optimizer):
             raise ValueError("Prodigy needs params: call update(grads, state, params)")
         f32 = jnp.float32
         d, numerator = ctx.scalars["d"], ctx.scalars["numerator"]
-        t = ctx.count(f32)
-        b1, b2, b3 = (ctx.cast(n, f32) for n in ("beta_1", "beta_2", "beta_3"))
+        b3 = ctx.cast("beta_3", f32)
         d0 = ctx.cast("d0", f32)
-        bias_correction = jnp.sqrt(1 - beta_power(b2, t)) / (1 - beta_power(b1, t))
+        bias_correction = jnp.sqrt(1 - ctx.beta_power("beta_2")) / (1 - ctx.beta_power("beta_1"))
         dlr = d * ctx.lr * bias_correction
         weight = d if self.safeguard_warmup else dlr
 

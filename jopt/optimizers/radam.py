@@ -11,7 +11,7 @@ from typing_extensions import Unpack
 from jopt.core.declarations import Hyperparam, boolean, non_negative, real, unit_interval_open
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.formulas.bias_correction import beta_power, debias, nesterov_debias
+from jopt.formulas.bias_correction import debias, nesterov_debias
 from jopt.formulas.moments import ema_mix
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 
@@ -101,8 +101,8 @@ class RAdam(Optimizer):
     def _factors(ctx: StepContext, dtype: Any) -> tuple[jax.Array, ...]:
         """The step's scalars: beta_1**t, beta_1**(t+1), beta_2**t, r, rho >= threshold."""
         t = ctx.count(jnp.float32)
-        b1, b2 = ctx.cast("beta_1", jnp.float32), ctx.cast("beta_2", jnp.float32)
-        b1t, b1t1, b2t = beta_power(b1, t), beta_power(b1, t + 1), beta_power(b2, t)
+        b1t, b2t = ctx.beta_power("beta_1"), ctx.beta_power("beta_2")
+        b1t1 = ctx.beta_power("beta_1", ahead=1)
         rho_inf, rho_inf_prod = ctx.hyper("beta_2", _rho_inf, ("rho_inf", jnp.float32))
         rho = rho_inf - 2 * t * b2t / (1 - b2t)
         r = jnp.sqrt((rho - 4.0) * (rho - 2.0) * rho_inf / (rho_inf_prod * rho))

@@ -11,7 +11,7 @@ from typing_extensions import Unpack
 from jopt.core.declarations import Hyperparam, non_negative, unit_interval_open
 from jopt.core.options import OptimizerOptions
 from jopt.core.state import StepContext
-from jopt.formulas.bias_correction import beta_power, debias
+from jopt.formulas.bias_correction import debias
 from jopt.formulas.moments import ema_mix
 from jopt.optimizers.optimizer import LearningRate, Optimizer, default
 
@@ -89,13 +89,7 @@ class Yogi(Optimizer):
         self, g: jax.Array, p: jax.Array | None, slots: dict[str, jax.Array], ctx: StepContext
     ) -> tuple[jax.Array, dict[str, Any]]:
         dtype = g.dtype
-        b1t, b2t = ctx.shared(
-            ("yogi powers", dtype),
-            lambda: tuple(
-                beta_power(ctx.cast(b, jnp.float32), ctx.count(jnp.float32))
-                for b in ("beta_1", "beta_2")
-            ),
-        )
+        b1t, b2t = ctx.beta_power("beta_1"), ctx.beta_power("beta_2")
         m = ema_mix(
             slots["momentum"], g, ctx.cast("beta_1", dtype), ctx.complement("beta_1", dtype)
         )
