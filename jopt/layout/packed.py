@@ -56,15 +56,16 @@ class Packed:
         cotangents, one pass per bucket (by default each slice's gradient would be a
         bucket-sized buffer, summed: quadratic in the number of leaves).
 
-        ``offsets`` (:meth:`offsets`, passed into your jitted step as an argument)
-        makes each slice start a run-time value, so that XLA compiles one kernel per
-        leaf size instead of one per leaf: much faster to compile with many leaves.
+        Under ``jit`` each slice starts at a run-time value, so that XLA compiles one
+        kernel per leaf size instead of one per leaf (much faster to compile with many
+        leaves): made inside the program (:meth:`jopt.layout.Layout.traced_offsets`), or
+        taken from ``offsets`` (:meth:`offsets`, passed into your jitted step) if given.
         """
         return _unpack(self.layout, self.buckets, offsets)
 
     def offsets(self) -> PyTree:
         """Each leaf's int32 start in its bucket, as device arrays in the params'
-        structure: pass them to your jitted step and on to :meth:`unpack`."""
+        structure, for :meth:`unpack` (optional: a traced ``unpack`` makes its own)."""
         return self.layout.offsets()
 
     def tree_flatten_with_keys(self) -> tuple[Any, Layout]:
