@@ -14,6 +14,7 @@ from __future__ import annotations
 import chex
 import jax
 import jax.numpy as jnp
+import keras
 import numpy as np
 import optax
 import pytest
@@ -21,6 +22,8 @@ import pytest
 import jopt
 from jopt.core.registry import registered_config_classes
 from jopt.optimizers.buckets import AUTO_MIN_SMALL_LEAVES
+from tests.keras_oracle import jopt_run, keras_run
+from tests.problems import make_problem, relative_error
 
 # Mixed small leaves (scalars, vectors, small matrices, one bfloat16) and one large leaf
 # that keeps a bucket of its own: enough small leaves for "auto" to pack.
@@ -110,9 +113,7 @@ def test_auto_layout_matches_per_leaf_eagerly(opt: jopt.Optimizer, exact: bool) 
     chex.assert_trees_all_close(p, rp, **close)
     chex.assert_trees_all_close(opt.slots(s, PARAMS), ref.slots(rs), **close)
     if opt.use_ema:
-        chex.assert_trees_all_close(
-            opt.averaged_params(s), ref.averaged_params(rs), **close
-        )
+        chex.assert_trees_all_close(opt.averaged_params(s), ref.averaged_params(rs), **close)
 
 
 def test_update_in_a_users_jit_traces_once_and_keeps_the_layout() -> None:
@@ -246,3 +247,30 @@ def test_composites_around_an_auto_layout_match_per_leaf(name: str) -> None:
         if isinstance(x, jopt.OptimizerState)
     ]
     assert any(s.layout is not None for s in packed) == (name != "partition")
+
+
+# Keras 3 itself as the oracle for the packed step: its stateless_apply, compiled, over
+# 72 small variables (tests/problems.py's shapes, repeated), 10 steps; the parity suites'
+# tolerance for compiled steps (1e-6, float32 rounding accumulated over the steps).
+KERAS_SHAPES = tuple(s for _ in range(18) for s in ((3,), (2, 3), (2, 2, 2), (4, 1, 2, 1)))
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Adam", "SGD"],
+)
+def test_auto_layout_follows_keras_live(name: str) -> None:
+    make = {
+        "Adam": lambda m: m.Adam(0.01, amsgrad=True, weight_decay=0.1),
+        "SGD": lambda m: m.SGD(0.1, momentum=0.9, nesterov=True),
+    }[name]
+    opt = make(jopt)
+    init, _ = make_problem(shapes=KERAS_SHAPES, steps=10)
+    assert opt.init([jnp.asarray(x) for x in init]).layout is not None, "auto should pack"
+    expected = keras_run(
+        lambda: make(keras.optimizers), shapes=KERAS_SHAPES, steps=10, stateless=True
+    )
+    actual = jopt_run(opt, "compiled", shapes=KERAS_SHAPES, steps=10)
+    for j, (a, e) in enumerate(zip(actual, expected, strict=True)):
+        err = relative_error(a, e)
+        assert err <= 1e-6, f"{name} leaf {j}: worst error {err:.3g} > 1e-6"
