@@ -149,8 +149,10 @@ class Layout:
         parts: dict[str, list[jax.Array]] = {name: [] for name in self.bucket_names}
         for place, leaf in zip(self.places, leaves, strict=True):
             leaf = jnp.asarray(leaf)
-            parts[place.bucket].append(leaf if place.bucket in self.shaped else jnp.ravel(leaf))
-        return {name: xs[0] if len(xs) == 1 else jnp.concatenate(xs) for name, xs in parts.items()}
+            if place.bucket not in self.shaped and leaf.ndim != 1:
+                leaf = jax.lax.reshape(leaf, (place.size,))
+            parts[place.bucket].append(leaf)
+        return {name: _concatenate(xs) for name, xs in parts.items()}
 
     def unpack(self, buckets: dict[str, jax.Array], offsets: PyTree | None = None) -> PyTree:
         """The tree back from ``{bucket: buffer}`` (``pack``'s inverse).
@@ -178,9 +180,11 @@ class Layout:
                 flat = buffer
             elif start is None:
                 flat = jax.lax.slice_in_dim(buffer, place.offset, place.offset + place.size)
-            else:
-                flat = jax.lax.dynamic_slice_in_dim(buffer, start, place.size)
-            leaves.append(flat.reshape(place.shape))
+            else:  # lax's own op: jnp-style negative-index handling costs trace time per leaf
+                flat = jax.lax.dynamic_slice_in_dim(
+                    buffer, start, place.size, allow_negative_indices=False
+                )
+            leaves.append(flat if flat.shape == place.shape else jax.lax.reshape(flat, place.shape))
         return self.treedef.unflatten(leaves)
 
     def traced_offsets(self, buckets: dict[str, jax.Array]) -> list[Any]:
@@ -202,8 +206,8 @@ class Layout:
 
         starts = [p.offset for p, s in zip(self.places, shared, strict=True) if s]
 
-        def constants() -> tuple[jax.Array, ...]:
-            return tuple(jnp.int32(start) for start in starts)
+        def constants() -> tuple[np.int32, ...]:  # NumPy scalars: literals, cheap to trace
+            return tuple(np.int32(start) for start in starts)
 
         values = iter(jax.lax.cond(jnp.ravel(probe)[0] > 0, constants, constants))
         return [next(values) if s else None for s in shared]
@@ -216,6 +220,16 @@ class Layout:
         """Each leaf's start in its bucket, as int32 scalar arrays in the tree's
         structure: run-time values for :meth:`unpack`."""
         return self.treedef.unflatten([jnp.int32(place.offset) for place in self.places])
+
+
+def _concatenate(parts: list[jax.Array]) -> jax.Array:
+    """``parts`` end to end: ``lax.concatenate`` when they share a dtype (the usual case,
+    and cheaper to trace), else ``jnp.concatenate``'s promotion."""
+    if len(parts) == 1:
+        return parts[0]
+    if len({x.dtype for x in parts}) == 1:
+        return jax.lax.concatenate(parts, 0)
+    return jnp.concatenate(parts)
 
 
 # A layout held in a state (``OptimizerState.layout``) is static data: a pytree node with

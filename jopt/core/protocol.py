@@ -307,6 +307,8 @@ def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
 
     def add(p: Any, u: Any) -> Any:
         p = jnp.asarray(p)
+        if getattr(u, "dtype", None) == p.dtype and jnp.shape(u) == p.shape:
+            return jax.lax.add(p, u)  # the common case, without promotion's trace cost
         return (p + u).astype(p.dtype)
 
     return jax.tree.map(add, params, updates)

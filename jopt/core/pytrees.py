@@ -14,7 +14,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["check_float_leaves", "check_same_tree", "leaves_with_paths"]
+__all__ = ["as_dtype", "check_float_leaves", "check_same_tree", "leaves_with_paths"]
+
+
+def as_dtype(x: Any, dtype: Any) -> jax.Array:
+    """``x`` as an array of ``dtype``: itself when it already is one (no op to trace,
+    which a step pays per leaf and per slot), else converted."""
+    if isinstance(x, jax.Array) and x.dtype == dtype and not x.weak_type:
+        return x
+    return jnp.asarray(x).astype(dtype)
 
 
 def _is_none(x: Any) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jopt.core.pytrees import as_dtype
 from jopt.formulas.quantization import Quantized, quantize_blockwise
 
 __all__ = [
@@ -71,7 +72,7 @@ def load(stored: Any, dtype: Any) -> jax.Array:
     """A stored slot leaf's value in ``dtype`` (dequantized when 8-bit)."""
     if isinstance(stored, Quantized):
         return stored.dequantize().astype(dtype)
-    return jnp.asarray(stored).astype(dtype)
+    return as_dtype(stored, dtype)
 
 
 def store(value: jax.Array, like: Any) -> Any:
@@ -79,7 +80,7 @@ def store(value: jax.Array, like: Any) -> Any:
     same map, or cast to its dtype."""
     if isinstance(like, Quantized):
         return quantize_blockwise(value, like.signed)
-    return value.astype(jnp.result_type(like))
+    return as_dtype(value, jnp.result_type(like))
 
 
 def values(slot: Any) -> Any:

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jopt.core import slot_storage
-from jopt.core.pytrees import check_float_leaves, check_same_tree
+from jopt.core.pytrees import as_dtype, check_float_leaves, check_same_tree
 from jopt.core.state import OptimizerState, StepContext, next_step
 from jopt.formulas.averaging import every, param_average
 from jopt.formulas.clipping import clip_by_global_norm, clip_by_norm, clip_by_value
@@ -94,11 +94,11 @@ def prepare(
         ref = grads
     dtypes = [jnp.result_type(x) for x in treedef.flatten_up_to(ref)]
     cdtypes = [opt.compute_dtype(d) for d in dtypes]
-    g = [jnp.asarray(x).astype(d) for (_, x), d in zip(flat, cdtypes, strict=True)]
+    g = [as_dtype(x, d) for (_, x), d in zip(flat, cdtypes, strict=True)]
     p: list[Any] = treedef.flatten_up_to(params) if params is not None else [None] * len(g)
     if opt.master_weights:  # the rule updates the float32 master copy
         p = treedef.flatten_up_to(state.slots["master_weights"])
-    p = [None if x is None else jnp.asarray(x).astype(d) for x, d in zip(p, cdtypes, strict=True)]
+    p = [None if x is None else as_dtype(x, d) for x, d in zip(p, cdtypes, strict=True)]
     raw = state.step
     k = opt.gradient_accumulation_steps
     applied = raw // k if k else raw  # Keras's `iterations`; schedules read `raw`
@@ -179,7 +179,7 @@ def rule(opt: Optimizer, s: Step, decay_names: list[str | None] | None) -> None:
             else decay_names[i]
         )
         if wd:
-            base = decay_weights(pi, ctx.cast(wd, dtype), lr.astype(dtype))
+            base = decay_weights(pi, ctx.cast(wd, dtype), as_dtype(lr, dtype))
         loaded = {n: slot_storage.load(s.slots[n][i], dtype) for n in names}
         segments = s.leaf_segments(i)  # a bucket's leaves: the rule's per-leaf sums
         leaf_ctx = ctx if segments is None else ctx._replace(segments=segments)
@@ -217,10 +217,10 @@ def master_copy(opt: Optimizer, s: Step) -> None:
     """The new params in their own dtypes; ``master_weights``: the float32 copy kept."""
     if opt.master_weights:
         s.new_slots["master_weights"] = [
-            None if v is None else v.astype(jnp.float32) for v in s.new_values
+            None if v is None else as_dtype(v, jnp.float32) for v in s.new_values
         ]
     s.new_p = [
-        None if v is None else v.astype(d) for v, d in zip(s.new_values, s.dtypes, strict=True)
+        None if v is None else as_dtype(v, d) for v, d in zip(s.new_values, s.dtypes, strict=True)
     ]
 
 
