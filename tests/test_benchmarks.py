@@ -126,3 +126,17 @@ def test_bucketed_rules_benchmark_quick_run() -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert run.stdout.count("ratio") == 2 * 4, run.stdout  # step and first step, 4 rules
+
+
+def test_leaf_floor_benchmark_quick_run() -> None:
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "leaf_floor.py"), "--quick"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    # Two trees, each with three floors and jopt and optax for SGD and Adam.
+    for key in ("floor.call", "floor.per_leaf", "floor.flat", "jopt SGD", "optax Adam"):
+        assert run.stdout.count(f"  {key} ") == 2, run.stdout
