@@ -46,8 +46,9 @@ PyTree = Any
 MAX_LEAF_SIZE = 1 << 13
 
 #: A bucket holds at most this many elements (4 MiB of float32); more small leaves start
-#: another bucket. The step's temporaries (the packed gradients, the update) then stay
-#: one bucket's size, reused bucket after bucket, instead of a copy of all the grads.
+#: another bucket. A scheduler that runs buckets one after another then reuses one
+#: bucket's temporaries (the packed gradients, the update); XLA's default CPU scheduler
+#: runs them concurrently and keeps them all (docs/concepts/layouts.md).
 MAX_BUCKET_SIZE = 1 << 20
 
 #: ``layout="auto"`` packs a tree with at least this many leaves of up to
