@@ -102,6 +102,9 @@ def time_first_step(
     (the same step, the other donation setting) is reused.
     """
     jitted = jax.jit(lambda p, s, g: step(p, s, g), donate_argnums=(0, 1) if donate else ())
+    # A collection of the garbage earlier contenders left (their traces, executables)
+    # would otherwise land inside whichever contender's trace triggers it.
+    gc.collect()
     t0 = time.perf_counter()
     traced = jitted.trace(params, state, grads)
     t1 = time.perf_counter()
