@@ -137,3 +137,55 @@ def plot(
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _first(res: dict[str, Any], lib: str) -> float | None:
+    """A JAX library's time to first step: the mean of its two cold starts (the plain and
+    the donated program, each a fresh trace and compile)."""
+    first = res["first_step_s"].get(lib)
+    return None if first is None else (first["plain"]["total"] + first["donated"]["total"]) / 2
+
+
+def markdown(data: dict[str, Any]) -> str:
+    """The README's table from a ``step_time.py`` JSON: per group, optax's donated step
+    and first step, and jopt's (and its variants', torch fused's) ratios to them."""
+    cols = [("jopt", "jopt (auto)"), ("jopt.per_leaf", "per leaf")]
+    cols += [("jopt.packed", "packed params"), ("torch.fused", "torch fused")]
+    head = ["tree", "optimizer", "optax step", *(name for _, name in cols)]
+    head += ["optax first step", "jopt first step", "jopt peak memory"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    logs: dict[str, list[float]] = {}
+    for res in data["results"]:
+        tree = data["trees"][res["tree"]]
+        steps = res["step_s"]
+        base = steps["optax+donate"]["median"]
+        cells = [tree["label"], res["optimizer"], f"{base * 1e3:.1f} ms"]
+        for lib, _ in cols:
+            entry = steps.get(lib if lib in TORCH else lib + "+donate")
+            ratio = None if entry is None else entry["median"] / base
+            cells.append("-" if ratio is None else f"{ratio:.2f}")
+            if ratio is not None:
+                logs.setdefault(f"step {lib}", []).append(math.log(ratio))
+        first_optax, first_jopt = _first(res, "optax"), _first(res, "jopt")
+        assert first_optax is not None and first_jopt is not None
+        logs.setdefault("first step jopt", []).append(math.log(first_jopt / first_optax))
+        peak = res["memory"]["jopt"]["peak_over_ideal"]
+        cells += [f"{first_optax:.2f} s", f"{first_jopt / first_optax:.2f}"]
+        lines.append("| " + " | ".join([*cells, f"{peak:.2f}x"]) + " |")
+    lines.append("")
+    for key, values in logs.items():
+        lines.append(f"geometric mean, {key} / optax: {math.exp(sum(values) / len(values)):.2f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(
+        markdown(
+            json.loads(
+                Path(sys.argv[1] if sys.argv[1:] else "artifacts/step_time.json").read_text()
+            )
+        )
+    )
