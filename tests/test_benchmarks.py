@@ -19,14 +19,21 @@ import numpy as np
 ROOT = Path(__file__).parent.parent
 
 
-def test_step_time_benchmark_quick_run(tmp_path: Path) -> None:
-    out = tmp_path / "step_time.json"
-    subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "step_time.py"), "--quick", "--json", str(out)],
+def run_quick(script: str, *args: str) -> str:
+    """Runs ``benchmarks/<script> --quick *args`` on this checkout's jopt; its stdout."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", *args],
         check=True,
         capture_output=True,
+        text=True,
         timeout=300,
-    )
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    ).stdout
+
+
+def test_step_time_benchmark_quick_run(tmp_path: Path) -> None:
+    out = tmp_path / "step_time.json"
+    run_quick("step_time.py", "--json", str(out))
     result = json.loads(out.read_text())
     assert (tmp_path / "step_time.png").stat().st_size > 0
 
@@ -55,19 +62,7 @@ def test_step_time_benchmark_quick_run(tmp_path: Path) -> None:
 
 
 def test_int8_states_benchmark_quick_run(tmp_path: Path) -> None:
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "int8_states.py"),
-            "--quick",
-            "--out",
-            str(tmp_path),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's jopt
-    )
+    run_quick("int8_states.py", "--out", str(tmp_path))
     result = json.loads((tmp_path / "int8_states.json").read_text())
     assert (tmp_path / "int8_states.png").stat().st_size > 0
     for model in ("digits MLP", "stdlib char LM"):
@@ -83,23 +78,7 @@ def test_train_step_benchmark_quick_run(tmp_path: Path) -> None:
     # One model, Adam (the optimizer with a written-out oracle per library): the decoder
     # runs the same code on another tree, at 3x the compile time of this small MLP.
     out = tmp_path / "train_step.json"
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "train_step.py"),
-            "--quick",
-            "--models",
-            "wide",
-            "--optimizers",
-            "Adam",
-            "--json",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's jopt
-    )
+    run_quick("train_step.py", "--models", "wide", "--optimizers", "Adam", "--json", str(out))
     result = json.loads(out.read_text())
     contenders = {"jopt", "jopt+flax", "jopt.bucketed", "optax", "floor"}
     assert set(result["meta"]["libraries"]) == contenders
@@ -117,26 +96,12 @@ def test_train_step_benchmark_quick_run(tmp_path: Path) -> None:
 
 
 def test_bucketed_rules_benchmark_quick_run() -> None:
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bucketed_rules.py"), "--quick"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert run.stdout.count("ratio") == 2 * 4, run.stdout  # step and first step, 4 rules
+    stdout = run_quick("bucketed_rules.py")
+    assert stdout.count("ratio") == 2 * 4, stdout  # step and first step, 4 rules
 
 
 def test_leaf_floor_benchmark_quick_run() -> None:
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "leaf_floor.py"), "--quick"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    stdout = run_quick("leaf_floor.py")
     # Two trees, each with three floors and jopt and optax for SGD and Adam.
     for key in ("floor.call", "floor.per_leaf", "floor.flat", "jopt SGD", "optax Adam"):
-        assert run.stdout.count(f"  {key} ") == 2, run.stdout
+        assert stdout.count(f"  {key} ") == 2, stdout
