@@ -196,6 +196,12 @@ class Layout:
         so its outputs are run-time scalars that XLA cannot fold into the slices. Nothing
         is carried in a state or returned by the step, and either branch gives the
         right offsets, whatever the predicate.
+
+        Measured on 2000 leaves (2 CPU cores): XLA compiles each output of the
+        conditional in about 1 ms (2.5 s of a 4.5 s compile); the same offsets carried in
+        the state compile in 2.3 s but add 7.7 ms to every step (a buffer per leaf in and
+        out of each call); one int32 array of offsets, or one run-time zero plus each
+        constant, compile in about 30 s.
         """
         shared = [
             p.bucket not in self.shaped and p.size != self.size_of(p.bucket) for p in self.places
