@@ -235,8 +235,9 @@ def test_composites_around_an_auto_layout_match_per_leaf(name: str) -> None:
     out = []
     for tx in (opt, ref):
         params, state = PARAMS, tx.init(PARAMS)
+        step = jax.jit(tx.apply_gradients)  # one jit: a fresh one per step would recompile
         for g in grads:
-            params, state = jax.jit(tx.apply_gradients)(g, state, params)
+            params, state = step(g, state, params)
         out.append(params)
     chex.assert_trees_all_close(out[0], out[1], rtol=1e-6, atol=1e-7)
     packed = [
