@@ -15,8 +15,8 @@ with params and state donated, one step each per repetition in a rotated order:
   params are separate leaves does less work per step;
 * ``floor.flat``: the same update on one flat buffer of the same bytes (what
   ``jopt.layout.pack`` gives): the memory-traffic floor;
-* ``jopt`` (default layout) and ``optax``: SGD with momentum 0.9 and Adam, each as a
-  user's ``update`` + ``apply_updates``.
+* ``jopt`` (default layout) and ``optax``: step_time's SGD (momentum 0.9) and Adam, each
+  as a user's ``update`` + ``apply_updates``.
 
 Prints each median step and its ratio to optax's step for the same optimizer.
 """
@@ -31,6 +31,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
+from contenders import Contest, make_contests, user_step
 from step_time import Runner, time_rotated
 from trees import make_trees, random_tree
 
@@ -38,14 +39,6 @@ import jopt
 
 PyTree = Any
 Step = Callable[[PyTree, PyTree, PyTree], tuple[PyTree, PyTree]]
-
-
-def user_step(tx: Any, apply_updates: Callable[[PyTree, PyTree], PyTree]) -> Step:
-    def step(params: PyTree, state: PyTree, grads: PyTree) -> tuple[PyTree, PyTree]:
-        updates, state = tx.update(grads, state, params)
-        return apply_updates(params, updates), state
-
-    return step
 
 
 def floors(params: PyTree) -> dict[str, tuple[Step, PyTree, PyTree]]:
@@ -62,13 +55,9 @@ def floors(params: PyTree) -> dict[str, tuple[Step, PyTree, PyTree]]:
     }
 
 
-def contenders(params: PyTree, name: str) -> dict[str, tuple[Step, PyTree, PyTree]]:
-    """``jopt`` and ``optax`` for one optimizer: name -> (step, params, state)."""
-    pairs = {
-        "SGD": (jopt.SGD(0.01, momentum=0.9), optax.sgd(0.01, momentum=0.9)),
-        "Adam": (jopt.Adam(1e-3), optax.adam(1e-3, eps=1e-7)),
-    }
-    jo, ox = pairs[name]
+def contenders(params: PyTree, contest: Contest) -> dict[str, tuple[Step, PyTree, PyTree]]:
+    """``jopt`` and ``optax`` for one of step_time's contests: name -> (step, params, state)."""
+    jo, ox, name = contest.jopt, contest.optax, contest.name
     return {
         f"jopt {name}": (user_step(jo, jopt.apply_updates), params, jo.init(params)),
         f"optax {name}": (user_step(ox, optax.apply_updates), params, ox.init(params)),
@@ -95,12 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     reps = args.reps or (3 if args.quick else 30)
     wanted = ("64", "1000") if args.quick else ("64", "1000", "2000")
+    contests = [c for c in make_contests() if c.name in ("SGD", "Adam")]
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}; median of {reps} steps")
     for tree in (t for t in make_trees(args.quick) if t.key in wanted):
         params = random_tree(tree.shapes, seed=0, scale=1.0)
         cases = floors(params)
-        for name in ("SGD", "Adam"):
-            cases.update(contenders(params, name))
+        for contest in contests:
+            cases.update(contenders(params, contest))
         runners = [runner(k, *case) for k, case in cases.items()]
         result: dict[str, Any] = {"step_s": {}}
         time_rotated(runners, reps, {}, result)

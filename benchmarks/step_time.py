@@ -102,22 +102,29 @@ def time_first_step(
     (the same step, the other donation setting) is reused.
     """
     jitted = jax.jit(lambda p, s, g: step(p, s, g), donate_argnums=(0, 1) if donate else ())
+    (new_params, new_state), times, compiled = cold_start(jitted, params, state, grads)
+    # Later steps call the jit, which reuses the executable compiled above.
+    return JaxCarry(jitted, new_params, new_state, grads), times, compiled
+
+
+def cold_start(jitted: Any, *args: Any) -> tuple[Any, dict[str, float], Any]:
+    """``jitted``'s first call on ``args``, by stage: ``(outputs, seconds per stage and
+    in total, the compiled executable)``."""
     # A collection of the garbage earlier contenders left (their traces, executables)
     # would otherwise land inside whichever contender's trace triggers it.
     gc.collect()
     t0 = time.perf_counter()
-    traced = jitted.trace(params, state, grads)
+    traced = jitted.trace(*args)
     t1 = time.perf_counter()
     lowered = traced.lower()
     t2 = time.perf_counter()
     compiled = lowered.compile()
     t3 = time.perf_counter()
-    new_params, new_state = jax.block_until_ready(compiled(params, state, grads))
+    outputs = jax.block_until_ready(compiled(*args))
     t4 = time.perf_counter()
     times = {"trace": t1 - t0, "lower": t2 - t1, "compile": t3 - t2, "first_run": t4 - t3}
     times["total"] = t4 - t0
-    # Later steps call the jit, which reuses the executable compiled above.
-    return JaxCarry(jitted, new_params, new_state, grads), times, compiled
+    return outputs, times, compiled
 
 
 def memory(compiled: Any, ideal: int) -> dict[str, float]:

@@ -60,7 +60,7 @@ from contenders import Contest, make_contests
 from flax.training import train_state as flax_train_state
 from report import table
 from run_facts import RunFacts
-from step_time import Runner, memory, time_rotated
+from step_time import Runner, cold_start, memory, time_rotated
 from trees import TreeSpec, tree_bytes
 
 import jopt
@@ -392,18 +392,7 @@ def first_step(
 ) -> tuple[Carry, dict[str, float], Any]:
     """Trace, lower, compile and first run of a fresh ``jax.jit`` of a fresh function."""
     jitted = jax.jit(lambda s, b: step(s, b), donate_argnums=(0,) if donate else ())
-    gc.collect()  # earlier contenders' garbage, collected outside the timed trace
-    t0 = time.perf_counter()
-    traced = jitted.trace(state, batch)
-    t1 = time.perf_counter()
-    lowered = traced.lower()
-    t2 = time.perf_counter()
-    compiled = lowered.compile()
-    t3 = time.perf_counter()
-    new_state, _ = jax.block_until_ready(compiled(state, batch))
-    t4 = time.perf_counter()
-    times = {"trace": t1 - t0, "lower": t2 - t1, "compile": t3 - t2, "first_run": t4 - t3}
-    times["total"] = t4 - t0
+    (new_state, _), times, compiled = cold_start(jitted, state, batch)
     return Carry(jitted, new_state, batch), times, compiled
 
 
