@@ -49,6 +49,21 @@ def test_step_time_benchmark_quick_run(tmp_path: Path) -> None:
         assert all(err <= agreement["rtol"] for err in agreement[name].values())
 
     assert {r["optimizer"] for r in result["results"]} == {"Adam", "SGD", "RMSprop"}
+    # The README's table (benchmarks/report.py): a row per group, jopt's donated step over
+    # optax's as the run measured it.
+    rows = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "report.py"), str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.splitlines()[2 : 2 + len(result["results"])]
+    for row, group in zip(rows, result["results"], strict=True):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == group["optimizer"]
+        steps = group["step_s"]
+        ratio = steps["jopt+donate"]["median"] / steps["optax+donate"]["median"]
+        assert cells[3] == f"{ratio:.2f}"
     for group in result["results"]:
         for lib in ("jopt", "optax", "keras"):
             # Keras is timed as its JAX trainer runs it: donated only.
